@@ -1,0 +1,1 @@
+"""One module per ``ctstudio`` subcommand (see :mod:`ctstudio.cli`)."""
