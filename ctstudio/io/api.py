@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import stat
 from pathlib import Path
 
 from ctstudio.errors import InputError, NotAnImageError, VolumeReadError
 from ctstudio.volume import Volume
 
 ITK_SUFFIXES = (".nii", ".nii.gz", ".mha", ".mhd", ".nrrd", ".nhdr")
+DICOM_SUFFIXES = (".dcm", ".dicom", ".ima")
+FORMATS = ("nifti", "dicom", "mha", "nrrd")
 
 
 def _has_suffix(path: Path, suffixes) -> bool:
@@ -15,31 +18,102 @@ def _has_suffix(path: Path, suffixes) -> bool:
     return any(name.endswith(s) for s in suffixes)
 
 
+def _check_exists(p: Path) -> None:
+    try:
+        st = p.stat()
+    except FileNotFoundError:
+        raise VolumeReadError("no such file or folder", path=p, hint="check the path") from None
+    except PermissionError:
+        raise VolumeReadError("permission denied", path=p, hint="check the permissions") from None
+    except OSError as exc:
+        raise VolumeReadError(f"cannot access the path ({exc.strerror})", path=p) from None
+    if not (stat.S_ISREG(st.st_mode) or stat.S_ISDIR(st.st_mode)):
+        raise NotAnImageError("not a regular file or folder (a pipe, socket or device?)", path=p,
+                              hint="give a DICOM folder or file, or a NIfTI / MHA / NRRD file")
+
+
 def read_volume(path, **options) -> Volume:
-    """Read a CT volume from a DICOM folder or file, or a NIfTI / MHA / NRRD file."""
-    from ctstudio.io import itk
+    """Read a CT volume from a DICOM folder or file, or a NIfTI / MHA / NRRD file.
+
+    DICOM options (ignored by the other formats): ``series_uid=``, ``tilt="report"|"resample"``,
+    ``nonuniform="report"|"resample"``, ``workers=``.
+    """
+    from ctstudio.io import dicom
 
     p = Path(path)
-    if not p.exists():
-        raise VolumeReadError("no such file or folder", path=p, hint="check the path")
-    if p.is_file() and _has_suffix(p, ITK_SUFFIXES):
+    _check_exists(p)
+    if p.is_dir():
+        if p.is_dir() and _has_suffix(p, ITK_SUFFIXES):
+            raise VolumeReadError("expected a file but found a folder", path=p)
+        return dicom.read_dicom(p, **options)
+    if _has_suffix(p, ITK_SUFFIXES):
+        from ctstudio.io import itk
+
         return itk.read_itk(p, **options)
-    raise NotAnImageError("not a format ctstudio reads yet", path=p)
+    return dicom.read_dicom(p, **options)
+
+
+def _format_for(p: Path, fmt: str | None) -> str:
+    if fmt:
+        fmt = fmt.lower()
+        if fmt not in FORMATS:
+            raise InputError(f"unknown output format {fmt!r}; choose one of {', '.join(FORMATS)}")
+        return fmt
+    name = p.name.lower()
+    if name.endswith((".nii", ".nii.gz")):
+        return "nifti"
+    if name.endswith((".mha", ".mhd")):
+        return "mha"
+    if name.endswith((".nrrd", ".nhdr")):
+        return "nrrd"
+    if str(p).endswith(("/", "\\")) or p.is_dir() or not p.suffix:
+        return "dicom"
+    raise InputError(f"cannot tell the output format from {p.name!r}; use .nii.gz, .mha, .nrrd, "
+                     "or a folder with format='dicom'", path=p)
 
 
 def write_volume(volume: Volume, path, **options) -> Path:
-    """Write a volume; the format follows the extension (.nii.gz, .nii, .mha, .nrrd)."""
+    """Write a volume. ``format=`` nifti | dicom | mha | nrrd; by default the extension decides
+    (a path without a suffix, or ending in '/', is a DICOM series folder).
+
+    DICOM options: ``synthetic=``, ``copy_patient=``, ``series_description=``, ``overwrite=``.
+    """
+    p = Path(path)
+    fmt = _format_for(p, options.pop("format", None))
+    if fmt == "dicom":
+        from ctstudio.io import dicom
+
+        return dicom.write_dicom_series(volume, p, **options)
     from ctstudio.io import itk
 
-    p = Path(path)
-    if _has_suffix(p, ITK_SUFFIXES):
-        return itk.write_itk(volume, p, **options)
-    raise InputError(f"cannot tell the output format from {p.name!r}; use .nii.gz, .mha or .nrrd", path=p)
+    if not _has_suffix(p, ITK_SUFFIXES):
+        raise InputError(f"format {fmt} needs a file name ending in "
+                         f"{ {'nifti': '.nii.gz', 'mha': '.mha', 'nrrd': '.nrrd'}[fmt]}", path=p)
+    for k in ("synthetic", "copy_patient", "series_description", "workers"):
+        options.pop(k, None)
+    overwrite = options.pop("overwrite", True)
+    if p.exists() and not overwrite:
+        from ctstudio.errors import VolumeWriteError
+
+        raise VolumeWriteError("the output file exists", path=p, hint="choose another name or overwrite")
+    return itk.write_itk(volume, p, **options)
 
 
-def inspect_path(path, series_uid: str | None = None) -> dict:
-    """What ``ctstudio info`` prints: the volume's description plus format-specific checks."""
+def inspect_path(path, series_uid: str | None = None, **options) -> dict:
+    """What ``ctstudio info`` prints: the volume's description plus format-specific checks.
+
+    For DICOM: the series found, the chosen series, tilt, spacing uniformity and missing slices
+    (the volume statistics are then taken after resampling, when the geometry needed it).
+    """
     p = Path(path)
-    vol = read_volume(p, series_uid=series_uid) if series_uid else read_volume(p)
-    fmt = "itk" if p.is_file() and _has_suffix(p, ITK_SUFFIXES) else "dicom"
-    return {"path": str(p), "format": fmt, "volume": vol.describe()}
+    _check_exists(p)
+    if p.is_file() and _has_suffix(p, ITK_SUFFIXES):
+        vol = read_volume(p, **options)
+        return {"path": str(p), "format": "itk", "volume": vol.describe()}
+    from ctstudio.io import dicom
+
+    report, vol = dicom.inspect_dicom(p, series_uid=series_uid, **options)
+    out = {"path": str(p), "format": "dicom", **report}
+    if vol is not None:
+        out["volume"] = vol.describe()
+    return out
