@@ -21,7 +21,10 @@ def run(args) -> int:
     if args.json:
         print(json.dumps(report, indent=2, sort_keys=True, default=str))
         return 0
-    v = report["volume"]
+    v = report.get("volume")
+    if v is None:  # a DICOM folder whose geometry is too broken to build a volume (duplicates)
+        print(json.dumps({k: report[k] for k in report if k != "volume"}, indent=2, default=str))
+        return 2
     z, y, x = v["shape_zyx"]
     sx, sy, sz = v["spacing_xyz_mm"]
     hu = v["hu"]
@@ -40,7 +43,21 @@ def run(args) -> int:
     for key, label in (("tilt", "tilt"), ("spacing_uniformity", "z spacing")):
         if key in report:
             lines.append(f"{label + ':':<11}{report[key]}")
+    geo = report.get("geometry") or {}
+    for m in geo.get("missing_slices", []):
+        lines.append(f"missing:   {m['n_missing']} slice(s) between {m['after']} and {m['before']} (gap {m['gap_mm']} mm)")
+    for a, b in geo.get("duplicate_positions", []):
+        lines.append(f"duplicate: {a} and {b} lie at the same position")
+    for step in v.get("provenance", {}).get("steps", []) if v else []:
+        lines.append(f"note:      {step}")
+    if report.get("series"):
+        lines.append(f"series found ({len(report['series'])}):")
     for s in report.get("series", []):
-        lines.append(f"  series {s['series_instance_uid']}: {s['modality']} {s['n_files']} files {s['description']!r}")
+        mark = "*" if s["series_instance_uid"] == report.get("chosen_series") else " "
+        lines.append(f" {mark} {s['series_instance_uid'] or '<no UID>'}: {s['modality'] or '?'}, {s['n_files']} files, "
+                     f"{s['rows']}x{s['columns']}, {s['description']!r}")
+    if report.get("n_ignored_files"):
+        lines.append(f"ignored:   {report['n_ignored_files']} files that are not DICOM images "
+                     f"(e.g. {report['ignored_files'][0]['file']})")
     print("\n".join(lines))
     return 0
