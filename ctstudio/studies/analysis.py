@@ -1,0 +1,335 @@
+"""Reader-study statistics (Korkinof et al., Radiology: AI 2021; Jeong et al., MICCAI 2023).
+
+Pair studies (forced choice, "which is real"):
+
+* per-reader success rate and exact binomial test against p = 1/2 (one-sided "better than
+  chance", and two-sided);
+* chi-square goodness of fit of the readers' success counts to Binomial(n, 1/2), sparse bins
+  pooled from the tails inward until every expected count is >= 5 (the pooling is reported),
+  with a Monte-Carlo p-value (fixed seed) as the alternative when expected counts are small;
+* Kruskal-Wallis of correctness over question index (a learning effect) with Conover's post hoc
+  test (scikit-posthocs, Holm-adjusted) and its p-value table;
+* success rate per reader group (mean +- SD, as the paper's Table 4) and stratified comparisons
+  (radiologist vs not, board-certified vs trainee, specialty, screening): Mann-Whitney U for two
+  groups, Kruskal-Wallis for more.
+
+Continuity studies: per structure, mean score of real vs synthetic cases with Mann-Whitney U
+(the ASCII paper's Table 2), and inter-reader agreement (Cohen's kappa for two readers, Fleiss'
+kappa for more) on cases scored by several readers.
+
+Inputs are the rows of :meth:`ctstudio.studies.store.Store.responses_table`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+import numpy as np
+
+
+def _df(rows):
+    import pandas as pd
+
+    return pd.DataFrame(rows)
+
+
+# -- pair studies -----------------------------------------------------------------------------------
+def binom_p_greater(k: int, n: int, p: float = 0.5) -> float:
+    """P(X >= k | n, p): exact one-sided binomial p-value (better than chance)."""
+    from scipy.stats import binom
+
+    return float(binom.sf(k - 1, n, p))
+
+
+def binom_p_two_sided(k: int, n: int, p: float = 0.5) -> float:
+    from scipy.stats import binomtest
+
+    return float(binomtest(k, n, p, alternative="two-sided").pvalue)
+
+
+def pool_bins(expected: np.ndarray, min_expected: float = 5.0) -> list[list[int]]:
+    """Group adjacent bins (indices) from both tails inward until each group's expected >= min_expected.
+
+    Returns the groups as lists of bin indices; a single group means pooling left nothing to test.
+    """
+    groups = [[i] for i in range(len(expected))]
+    exp = [float(e) for e in expected]
+
+    def total(g):
+        return sum(exp[i] for i in g)
+
+    changed = True
+    while changed and len(groups) > 1:
+        changed = False
+        # Left tail
+        if total(groups[0]) < min_expected:
+            groups[1] = groups[0] + groups[1]
+            groups.pop(0)
+            changed = True
+            continue
+        if len(groups) > 1 and total(groups[-1]) < min_expected:
+            groups[-2] = groups[-2] + groups[-1]
+            groups.pop()
+            changed = True
+            continue
+        # An interior sparse bin (rare for a binomial): merge it with its smaller neighbour.
+        for j in range(1, len(groups) - 1):
+            if total(groups[j]) < min_expected:
+                k = j - 1 if total(groups[j - 1]) <= total(groups[j + 1]) else j + 1
+                lo, hi = sorted((j, k))
+                groups[lo] = groups[lo] + groups[hi]
+                groups.pop(hi)
+                changed = True
+                break
+    return groups
+
+
+def _chi2_stat(obs: np.ndarray, exp: np.ndarray) -> float:
+    return float(np.sum((obs - exp) ** 2 / exp))
+
+
+def chi_square_gof_binomial(successes: list[int], n: int, p: float = 0.5, min_expected: float = 5.0,
+                            n_mc: int = 20000, seed: int = 0) -> dict[str, Any]:
+    """Chi-square goodness of fit of per-reader success counts (each out of ``n``) to Binomial(n, p)."""
+    from scipy.stats import binom, chi2
+
+    successes = np.asarray(successes, dtype=int)
+    r = len(successes)
+    ks = np.arange(n + 1)
+    pmf = binom.pmf(ks, n, p)
+    observed = np.bincount(successes, minlength=n + 1)[: n + 1].astype(float)
+    expected = r * pmf
+    groups = pool_bins(expected, min_expected)
+    obs_p = np.array([observed[g].sum() for g in groups])
+    exp_p = np.array([expected[g].sum() for g in groups])
+    out: dict[str, Any] = {
+        "n_readers": r, "n_per_reader": n, "p": p,
+        "observed": observed.astype(int).tolist(), "expected": [round(float(e), 4) for e in expected],
+        "pooled_bins": [[int(g[0]), int(g[-1])] for g in groups],
+        "pooled_observed": obs_p.astype(int).tolist(), "pooled_expected": [round(float(e), 4) for e in exp_p],
+    }
+    dof = len(groups) - 1
+    if dof >= 1:
+        stat = _chi2_stat(obs_p, exp_p)
+        out.update(statistic=stat, dof=dof, p_value=float(chi2.sf(stat, dof)))
+    else:
+        out.update(statistic=None, dof=0, p_value=None)
+    small = bool(dof < 1 or exp_p.min() < min_expected)
+    out["expected_counts_small"] = small
+    # Monte-Carlo alternative on the unpooled bins (exact in the limit); always reported.
+    rng = np.random.default_rng(seed)
+    valid = expected > 0
+    stat_full = _chi2_stat(observed[valid], expected[valid])
+    sims = rng.binomial(n, p, size=(n_mc, r))
+    flat = (sims + (n + 1) * np.arange(n_mc)[:, None]).ravel()
+    counts = np.bincount(flat, minlength=n_mc * (n + 1)).reshape(n_mc, n + 1).astype(float)
+    sim_stats = np.sum((counts[:, valid] - expected[valid]) ** 2 / expected[valid], axis=1)
+    out["mc_statistic"] = stat_full
+    out["mc_p_value"] = float((1 + np.count_nonzero(sim_stats >= stat_full - 1e-12)) / (n_mc + 1))
+    out["mc_draws"] = n_mc
+    out["recommended"] = "monte_carlo" if small else "chi_square"
+    return out
+
+
+def per_reader(rows) -> "Any":
+    """One row per (study, reader): n, correct, success rate, binomial p-values, median response time."""
+    df = _df(rows)
+    df = df[df["kind"] == "pair"]
+    g = df.groupby(["study", "reader"], sort=True)
+    out = g.agg(n=("correct", "size"), correct=("correct", "sum"), median_response_ms=("response_ms", "median"),
+                radiologist=("radiologist", "first"), board_certified=("board_certified", "first"),
+                trainee=("trainee", "first"), specialty=("specialty", "first"), screening=("screening", "first"),
+                years_experience=("years_experience", "first")).reset_index()
+    out["correct"] = out["correct"].astype(int)
+    out["success_rate"] = out["correct"] / out["n"]
+    out["p_binom_greater"] = [binom_p_greater(int(k), int(n)) for k, n in zip(out["correct"], out["n"])]
+    out["p_binom_two_sided"] = [binom_p_two_sided(int(k), int(n)) for k, n in zip(out["correct"], out["n"])]
+    return out
+
+
+def question_index_test(rows) -> dict[str, Any]:
+    """Kruskal-Wallis of correctness over question index, Conover post hoc (Holm) p-value table."""
+    import scikit_posthocs as sp
+    from scipy.stats import kruskal
+
+    df = _df(rows)
+    df = df[df["kind"] == "pair"][["question_index", "correct"]].astype(float)
+    by_q = df.groupby("question_index")["correct"]
+    success = by_q.mean()
+    groups = [grp.to_numpy() for _, grp in by_q]
+    res: dict[str, Any] = {"success_by_question": {int(k): float(v) for k, v in success.items()},
+                           "n_by_question": {int(k): int(v) for k, v in by_q.size().items()}}
+    if len(groups) < 2 or len(df) <= len(groups) or np.all(df["correct"].to_numpy() == df["correct"].iloc[0]):
+        res.update(kruskal_h=None, kruskal_p=None, conover=None,
+                   note="Kruskal-Wallis needs >= 2 question indices, more answers than indices (several "
+                        "readers) and some variation in correctness")
+        return res
+    h, p = kruskal(*groups)
+    res.update(kruskal_h=float(h), kruskal_p=float(p))
+    con = sp.posthoc_conover(df, val_col="correct", group_col="question_index", p_adjust="holm")
+    con.index = [int(i) for i in con.index]
+    con.columns = [int(c) for c in con.columns]
+    res["conover"] = con
+    return res
+
+
+STRATA = {
+    "radiologist": ("radiologist", {1: "radiologist", 0: "non-radiologist"}),
+    "certification": ("board_certified", {1: "board-certified", 0: "trainee / not certified"}),
+    "screening": ("screening", {1: "works in screening", 0: "no screening"}),
+    "specialty": ("specialty", None),
+}
+
+
+def group_table(reader_df) -> "Any":
+    """Success rate per reader group (mean +- SD over readers), as Korkinof et al. Table 4."""
+    import pandas as pd
+
+    recs = [{"stratum": "all", "group": "all readers", "n_readers": len(reader_df),
+             "mean_success": reader_df["success_rate"].mean(),
+             "sd_success": reader_df["success_rate"].std(ddof=1) if len(reader_df) > 1 else float("nan")}]
+    for stratum, (col, labels) in STRATA.items():
+        sub = reader_df.dropna(subset=[col])
+        for val, grp in sub.groupby(col):
+            label = labels.get(int(val), str(val)) if labels else str(val)
+            recs.append({"stratum": stratum, "group": label, "n_readers": len(grp),
+                         "mean_success": grp["success_rate"].mean(),
+                         "sd_success": grp["success_rate"].std(ddof=1) if len(grp) > 1 else float("nan")})
+    return pd.DataFrame(recs)
+
+
+def stratified_tests(reader_df) -> list[dict[str, Any]]:
+    """Compare per-reader success rates between groups of each stratum."""
+    from scipy.stats import kruskal, mannwhitneyu
+
+    out = []
+    for stratum, (col, labels) in STRATA.items():
+        sub = reader_df.dropna(subset=[col])
+        groups = {(labels.get(int(v), str(v)) if labels else str(v)): g["success_rate"].to_numpy()
+                  for v, g in sub.groupby(col)}
+        rec: dict[str, Any] = {"stratum": stratum, "groups": {k: len(v) for k, v in groups.items()}}
+        if len(groups) < 2 or any(len(v) < 1 for v in groups.values()):
+            rec.update(test=None, statistic=None, p_value=None, note="fewer than two groups")
+        elif len(groups) == 2:
+            a, b = groups.values()
+            u, p = mannwhitneyu(a, b, alternative="two-sided")
+            rec.update(test="Mann-Whitney U", statistic=float(u), p_value=float(p))
+        else:
+            allv = np.concatenate(list(groups.values()))
+            if np.all(allv == allv[0]):
+                rec.update(test="Kruskal-Wallis", statistic=None, p_value=None, note="all values identical")
+            else:
+                h, p = kruskal(*groups.values())
+                rec.update(test="Kruskal-Wallis", statistic=float(h), p_value=float(p))
+        out.append(rec)
+    return out
+
+
+# -- continuity studies -------------------------------------------------------------------------------
+def continuity_long(rows) -> "Any":
+    """Long table: one row per (reader, case, structure, score)."""
+    import pandas as pd
+
+    recs = []
+    for r in rows:
+        if r["kind"] != "continuity" or not r.get("scores_json"):
+            continue
+        for s, v in json.loads(r["scores_json"]).items():
+            recs.append({"study": r["study"], "reader": r["reader"], "case": r["case_token"],
+                         "case_class": r["case_class"], "structure": s, "score": int(v)})
+    return pd.DataFrame(recs, columns=["study", "reader", "case", "case_class", "structure", "score"])
+
+
+def continuity_table(long_df, structures: list[str] | None = None) -> "Any":
+    """Per structure: mean +- SD score of real and synthetic cases, Mann-Whitney U (two-sided)."""
+    import pandas as pd
+    from scipy.stats import mannwhitneyu
+
+    structures = structures or list(dict.fromkeys(long_df["structure"]))
+    recs = []
+    for s in structures:
+        sub = long_df[long_df["structure"] == s]
+        real = sub[sub["case_class"] == "real"]["score"].to_numpy(float)
+        fake = sub[sub["case_class"] == "synthetic"]["score"].to_numpy(float)
+        rec = {"structure": s, "n_real": len(real), "real_mean": real.mean() if len(real) else math.nan,
+               "real_sd": real.std(ddof=1) if len(real) > 1 else math.nan,
+               "n_synthetic": len(fake), "synthetic_mean": fake.mean() if len(fake) else math.nan,
+               "synthetic_sd": fake.std(ddof=1) if len(fake) > 1 else math.nan,
+               "mannwhitney_u": math.nan, "p_value": math.nan}
+        if len(real) and len(fake) and not (np.all(real == real[0]) and np.all(fake == real[0])):
+            u, p = mannwhitneyu(real, fake, alternative="two-sided")
+            rec.update(mannwhitney_u=float(u), p_value=float(p))
+        recs.append(rec)
+    return pd.DataFrame(recs)
+
+
+def agreement(long_df, n_categories: int = 3) -> dict[str, Any]:
+    """Inter-reader agreement on the (case, structure) items scored by several readers.
+
+    Two readers: Cohen's kappa (scikit-learn). More: Fleiss' kappa (statsmodels) on the items scored
+    by the most common number of readers (>= 2)."""
+    if long_df.empty:
+        return {"method": None, "kappa": None, "n_items": 0, "note": "no continuity scores"}
+    # A reader may see a case twice (sampling with replacement): use their mean score, rounded.
+    per = long_df.groupby(["case", "structure", "reader"])["score"].mean().round().astype(int).reset_index()
+    wide = per.pivot_table(index=["case", "structure"], columns="reader", values="score")
+    counts = wide.notna().sum(axis=1)
+    readers = list(wide.columns)
+    if len(readers) < 2 or counts.max() < 2:
+        return {"method": None, "kappa": None, "n_items": 0, "note": "no item was scored by two or more readers"}
+    if len(readers) == 2:
+        from sklearn.metrics import cohen_kappa_score
+
+        both = wide.dropna()
+        a, b = both.iloc[:, 0].astype(int), both.iloc[:, 1].astype(int)
+        if len(both) < 2:
+            return {"method": "cohen", "kappa": None, "n_items": len(both), "note": "fewer than 2 shared items"}
+        k = cohen_kappa_score(a, b, labels=list(range(1, n_categories + 1)))
+        return {"method": "cohen", "kappa": None if np.isnan(k) else float(k), "n_items": len(both),
+                "readers": [str(r) for r in readers]}
+    from statsmodels.stats.inter_rater import fleiss_kappa
+
+    m = int(counts[counts >= 2].mode().iloc[0])
+    items = wide[counts == m]
+    table = np.zeros((len(items), n_categories), dtype=int)
+    for i, (_, row) in enumerate(items.iterrows()):
+        for v in row.dropna().astype(int):
+            table[i, v - 1] += 1
+    k = fleiss_kappa(table, method="fleiss")
+    return {"method": "fleiss", "kappa": None if np.isnan(k) else float(k), "n_items": len(items),
+            "raters_per_item": m}
+
+
+# -- everything ---------------------------------------------------------------------------------------
+def analyze(rows, spec=None, seed: int = 0) -> dict[str, Any]:
+    """All the statistics for the responses of one study (pair or continuity)."""
+    if not rows:
+        return {"kind": None, "n_responses": 0, "note": "no responses recorded yet"}
+    kind = rows[0]["kind"]
+    res: dict[str, Any] = {"kind": kind, "study": rows[0]["study"], "n_responses": len(rows),
+                           "n_readers": len({r["reader"] for r in rows})}
+    if kind == "pair":
+        rd = per_reader(rows)
+        res["per_reader"] = rd
+        ns = rd["n"].to_numpy()
+        n_mode = int(np.bincount(ns).argmax())
+        same = rd[rd["n"] == n_mode]
+        res["gof"] = chi_square_gof_binomial(same["correct"].astype(int).tolist(), n_mode, seed=seed)
+        if len(same) < len(rd):
+            res["gof"]["note"] = (f"{len(rd) - len(same)} reader(s) with an unfinished session (n != {n_mode}) "
+                                  "left out of the goodness of fit")
+        res["question_index"] = question_index_test(rows)
+        res["groups"] = group_table(rd)
+        res["stratified"] = stratified_tests(rd)
+        res["overall"] = {"n": int(rd["n"].sum()), "correct": int(rd["correct"].sum()),
+                          "success_rate": float(rd["correct"].sum() / rd["n"].sum())}
+    else:
+        long_df = continuity_long(rows)
+        structures = list(spec.structures) if spec is not None else None
+        res["continuity"] = continuity_table(long_df, structures)
+        n_cat = len(spec.scale) if spec is not None else 3
+        res["agreement"] = agreement(long_df, n_cat)
+        res["long"] = long_df
+    return res

@@ -1,0 +1,269 @@
+"""Tables (CSV + a text summary), plots (matplotlib, Agg) and the raw-response export of a study.
+
+``write_report(store, out_dir)`` writes, per study in the database (a sub-folder per study when
+there are several):
+
+* ``responses.csv`` -- the raw responses (blinded tokens, class, reader survey, answer, time,
+  window/zoom state);
+* pair studies: ``per_reader.csv``, ``groups.csv`` (mean +- SD per reader group),
+  ``stratified.csv``, ``question_index.csv`` (success by question index), ``conover.csv``
+  (post hoc p-value table), ``gof.json``; plots ``per_reader_hist.png`` (histogram of success
+  counts against Binomial(n, 1/2)), ``kde_by_group.png``, ``success_by_question.png``;
+* continuity studies: ``continuity.csv`` (per structure, real vs synthetic), ``agreement.json``,
+  ``continuity.png``;
+* ``summary.json`` and ``summary.txt`` for every study.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ctstudio.errors import InputError
+from ctstudio.studies import analysis
+
+
+def export_responses_csv(rows: list[dict], path: Path) -> Path:
+    cols = list(rows[0].keys()) if rows else ["study", "reader", "question_index", "choice", "correct"]
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=cols)
+        w.writeheader()
+        for r in rows:
+            w.writerow(r)
+    tmp.replace(path)
+    return path
+
+
+def _clean(obj):
+    """JSON-safe: NaN -> None, numpy scalars -> Python, DataFrames -> records."""
+    if isinstance(obj, dict):
+        return {str(k): _clean(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_clean(v) for v in obj]
+    if hasattr(obj, "to_dict") and hasattr(obj, "columns"):
+        return _clean(obj.to_dict(orient="records"))
+    if isinstance(obj, (np.integer,)):
+        return int(obj)
+    if isinstance(obj, (np.floating, float)):
+        f = float(obj)
+        return None if math.isnan(f) or math.isinf(f) else f
+    return obj
+
+
+def to_jsonable(res: dict[str, Any]) -> dict[str, Any]:
+    res = dict(res)
+    res.pop("long", None)
+    qi = res.get("question_index")
+    if qi and qi.get("conover") is not None:
+        qi = dict(qi)
+        con = qi["conover"]
+        qi["conover"] = {str(i): {str(c): _clean(con.loc[i, c]) for c in con.columns} for i in con.index}
+        res["question_index"] = qi
+    return _clean(res)
+
+
+def _plots_pair(res, out: Path) -> list[str]:
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+    from scipy.stats import binom, gaussian_kde
+
+    files = []
+    rd = res["per_reader"]
+    gof = res["gof"]
+    n = gof["n_per_reader"]
+    ks = np.arange(n + 1)
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.bar(ks, gof["observed"], color="#4477aa", label="readers")
+    ax.plot(ks, gof["n_readers"] * binom.pmf(ks, n, 0.5), "o-", color="#cc6677", label=f"Binomial({n}, 1/2)")
+    ax.set_xlabel(f"correct answers out of {n}")
+    ax.set_ylabel("readers")
+    ax.set_title("Per-reader success counts")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(out / "per_reader_hist.png", dpi=100)
+    plt.close(fig)
+    files.append("per_reader_hist.png")
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    xs = np.linspace(0, 1, 201)
+    col, labels = analysis.STRATA["radiologist"]
+    drawn = 0
+    for val, grp in rd.dropna(subset=[col]).groupby(col):
+        rates = grp["success_rate"].to_numpy(float)
+        label = f"{labels.get(int(val), val)} (n={len(rates)})"
+        if len(rates) >= 2 and np.ptp(rates) > 0:
+            ax.plot(xs, gaussian_kde(rates)(xs), label=label)
+        else:
+            ax.axvline(rates.mean(), linestyle="--", label=label + " (too few for a KDE)")
+        drawn += 1
+    if not drawn:
+        ax.text(0.5, 0.5, "no survey answers for 'radiologist'", ha="center", transform=ax.transAxes)
+    ax.axvline(0.5, color="grey", lw=0.8)
+    ax.set_xlabel("success rate")
+    ax.set_ylabel("density")
+    ax.set_title("Success rate by reader group (KDE)")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out / "kde_by_group.png", dpi=100)
+    plt.close(fig)
+    files.append("kde_by_group.png")
+
+    qi = res["question_index"]["success_by_question"]
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.plot(list(qi.keys()), list(qi.values()), "o-")
+    ax.axhline(0.5, color="grey", lw=0.8)
+    ax.set_ylim(0, 1)
+    ax.set_xlabel("question index")
+    ax.set_ylabel("success rate (all readers)")
+    kp = res["question_index"].get("kruskal_p")
+    ax.set_title("Success by question index" + (f" (Kruskal-Wallis p = {kp:.3g})" if kp is not None else ""))
+    fig.tight_layout()
+    fig.savefig(out / "success_by_question.png", dpi=100)
+    plt.close(fig)
+    files.append("success_by_question.png")
+    return files
+
+
+def _plots_continuity(res, out: Path) -> list[str]:
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    t = res["continuity"]
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    y = np.arange(len(t))
+    ax.barh(y - 0.2, t["real_mean"].fillna(0), height=0.4, label="real", color="#4477aa")
+    ax.barh(y + 0.2, t["synthetic_mean"].fillna(0), height=0.4, label="synthetic", color="#cc6677")
+    ax.set_yticks(y, t["structure"], fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlabel("mean continuity score")
+    ax.set_title("Anatomical continuity: real vs synthetic")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(out / "continuity.png", dpi=100)
+    plt.close(fig)
+    return ["continuity.png"]
+
+
+def _fmt(v, nd=3):
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "-"
+    return f"{v:.{nd}g}" if isinstance(v, float) else str(v)
+
+
+def summary_text(res: dict[str, Any]) -> str:
+    lines = [f"study: {res.get('study')}   kind: {res.get('kind')}   responses: {res.get('n_responses')}   "
+             f"readers: {res.get('n_readers')}"]
+    if res.get("kind") == "pair":
+        o = res["overall"]
+        lines.append(f"overall: {o['correct']}/{o['n']} correct ({o['success_rate']:.1%})")
+        lines.append("")
+        lines.append(f"{'reader':<14}{'n':>4}{'correct':>9}{'rate':>8}{'p(>=k)':>10}{'p(2-sided)':>12}{'median ms':>11}")
+        for _, r in res["per_reader"].iterrows():
+            lines.append(f"{str(r['reader']):<14}{int(r['n']):>4}{int(r['correct']):>9}{r['success_rate']:>8.2f}"
+                         f"{r['p_binom_greater']:>10.4f}{r['p_binom_two_sided']:>12.4f}{r['median_response_ms']:>11.0f}")
+        g = res["gof"]
+        lines.append("")
+        lines.append(f"chi-square GOF to Binomial({g['n_per_reader']}, 1/2): pooled bins {g['pooled_bins']} "
+                     f"obs {g['pooled_observed']} exp {g['pooled_expected']}; "
+                     f"X2 = {_fmt(g['statistic'])}, dof {g['dof']}, p = {_fmt(g['p_value'])}; "
+                     f"Monte-Carlo p = {_fmt(g['mc_p_value'])} ({g['mc_draws']} draws); "
+                     f"use: {g['recommended']}")
+        qi = res["question_index"]
+        lines.append(f"Kruskal-Wallis over question index: H = {_fmt(qi.get('kruskal_h'))}, "
+                     f"p = {_fmt(qi.get('kruskal_p'))}")
+        lines.append("")
+        lines.append(f"{'stratum':<14}{'group':<26}{'readers':>8}{'mean':>8}{'SD':>8}")
+        for _, r in res["groups"].iterrows():
+            lines.append(f"{r['stratum']:<14}{str(r['group']):<26}{int(r['n_readers']):>8}{r['mean_success']:>8.3f}"
+                         f"{_fmt(r['sd_success']):>8}")
+        for s in res["stratified"]:
+            lines.append(f"  {s['stratum']}: {s['test'] or '-'} stat {_fmt(s['statistic'])} p {_fmt(s['p_value'])} "
+                         f"groups {s['groups']}")
+    elif res.get("kind") == "continuity":
+        lines.append("")
+        lines.append(f"{'structure':<44}{'real':>12}{'synthetic':>12}{'U':>8}{'p':>9}")
+        for _, r in res["continuity"].iterrows():
+            lines.append(f"{r['structure']:<44}{_fmt(r['real_mean']):>7} (n{int(r['n_real'])})"
+                         f"{_fmt(r['synthetic_mean']):>7} (n{int(r['n_synthetic'])})"
+                         f"{_fmt(r['mannwhitney_u']):>8}{_fmt(r['p_value']):>9}")
+        a = res["agreement"]
+        lines.append(f"agreement: {a.get('method') or '-'} kappa = {_fmt(a.get('kappa'))} over {a.get('n_items')} items"
+                     + (f" ({a['note']})" if a.get("note") else ""))
+    else:
+        lines.append(res.get("note", ""))
+    return "\n".join(lines)
+
+
+def _safe_name(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", name) or "study"
+
+
+def write_study_report(rows: list[dict], out: Path, spec=None, seed: int = 0) -> dict[str, Any]:
+    out.mkdir(parents=True, exist_ok=True)
+    res = analysis.analyze(rows, spec=spec, seed=seed)
+    files = [export_responses_csv(rows, out / "responses.csv").name]
+    if res.get("kind") == "pair":
+        res["per_reader"].to_csv(out / "per_reader.csv", index=False)
+        res["groups"].to_csv(out / "groups.csv", index=False)
+        import pandas as pd
+
+        pd.DataFrame(res["stratified"]).assign(groups=lambda d: d["groups"].map(json.dumps)).to_csv(
+            out / "stratified.csv", index=False)
+        qi = res["question_index"]
+        pd.DataFrame({"question_index": list(qi["success_by_question"]),
+                      "success_rate": list(qi["success_by_question"].values()),
+                      "n": [qi["n_by_question"][k] for k in qi["success_by_question"]]}).to_csv(
+            out / "question_index.csv", index=False)
+        files += ["per_reader.csv", "groups.csv", "stratified.csv", "question_index.csv"]
+        if qi.get("conover") is not None:
+            qi["conover"].to_csv(out / "conover.csv", index_label="question_index")
+            files.append("conover.csv")
+        (out / "gof.json").write_text(json.dumps(_clean(res["gof"]), indent=2))
+        files.append("gof.json")
+        files += _plots_pair(res, out)
+    elif res.get("kind") == "continuity":
+        res["continuity"].to_csv(out / "continuity.csv", index=False)
+        (out / "agreement.json").write_text(json.dumps(_clean(res["agreement"]), indent=2))
+        files += ["continuity.csv", "agreement.json"]
+        files += _plots_continuity(res, out)
+    text = summary_text(res)
+    (out / "summary.txt").write_text(text + "\n")
+    js = to_jsonable(res)
+    js["files"] = files + ["summary.txt", "summary.json"]
+    js["out_dir"] = str(out)
+    (out / "summary.json").write_text(json.dumps(js, indent=2))
+    res["files"] = js["files"]
+    res["text"] = text
+    res["out_dir"] = str(out)
+    return res
+
+
+def write_report(store, out_dir, study: str | None = None, seed: int = 0) -> list[dict[str, Any]]:
+    """Analyse every study in ``store`` (or the one named) and write its tables and plots."""
+    out = Path(out_dir)
+    studies = store.studies()
+    if study is not None:
+        studies = [s for s in studies if s["name"] == study]
+        if not studies:
+            raise InputError(f"no study named {study!r} in the database", path=store.path,
+                             hint="list the studies with `ctstudio study status --db ...`")
+    if not studies:
+        raise InputError("the database holds no study", path=store.path, hint="run a study first")
+    results = []
+    for s in studies:
+        rows = store.responses_table(s["id"])
+        sub = out if len(studies) == 1 else out / _safe_name(s["name"])
+        results.append(write_study_report(rows, sub, spec=store.spec_of(s["id"]), seed=seed))
+    return results
