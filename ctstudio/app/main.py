@@ -6,6 +6,7 @@ import sys
 
 
 def run_app(path: str | None = None, series_uid: str | None = None) -> int:
+    import pyqtgraph as pg
     from PySide6.QtWidgets import QApplication
 
     from ctstudio.app.main_window import MainWindow
@@ -13,6 +14,7 @@ def run_app(path: str | None = None, series_uid: str | None = None) -> int:
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName("ctstudio")
     app.setOrganizationName("ctstudio")
+    pg.setConfigOptions(antialias=False, imageAxisOrder="row-major")
     window = MainWindow()
     window.show()
     if path:

@@ -1,49 +1,385 @@
-"""The main window (minimal until the viewer lands): open a volume, show its middle slice."""
+"""The main window: pluggable tabs, File menu (open / DICOM folder / recent / save as), drag and
+drop, status bar, settings remembered between runs. Loading and saving run off the UI thread."""
 
 from __future__ import annotations
 
-import numpy as np
-from PySide6.QtCore import Qt
-from PySide6.QtGui import QImage, QPixmap
-from PySide6.QtWidgets import QFileDialog, QLabel, QMainWindow, QMessageBox
+import importlib
+import pkgutil
+import traceback
+from pathlib import Path
+
+from PySide6.QtCore import QSettings, Qt, Signal
+from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtWidgets import (QFileDialog, QInputDialog, QLabel, QMainWindow, QMessageBox, QTabWidget,
+                               QVBoxLayout, QWidget)
 
 from ctstudio.errors import CTStudioError
-from ctstudio.imaging.window import PRESETS, apply_window
+from ctstudio.volume import Volume
+
+MAX_RECENT = 10
+OPEN_FILTER = "CT volumes (*.nii *.nii.gz *.mha *.mhd *.nrrd *.nhdr *.dcm *.dicom *.ima);;All files (*)"
+
+
+def make_settings(path: str | Path | None = None) -> QSettings:
+    """The app's settings: an INI file at ``path`` (tests), else ``$CTSTUDIO_SETTINGS``, else the user's."""
+    import os
+
+    path = path or os.environ.get("CTSTUDIO_SETTINGS")
+    if path:
+        return QSettings(str(path), QSettings.Format.IniFormat)
+    return QSettings(QSettings.Format.IniFormat, QSettings.Scope.UserScope, "ctstudio", "ctstudio")
+
+
+def _placeholder(title: str, text: str) -> QWidget:
+    w = QWidget()
+    lay = QVBoxLayout(w)
+    lab = QLabel(f"<h3>{title}</h3><p>{text}</p>")
+    lab.setWordWrap(True)
+    lab.setAlignment(Qt.AlignmentFlag.AlignCenter)
+    lab.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+    lay.addWidget(lab)
+    return w
+
+
+def discover_tabs() -> list[tuple[int, str, object, str | None]]:
+    """(ORDER, TITLE, module or None, error) for every tab module and every planned tab without one."""
+    import ctstudio.app.tabs as pkg
+    from ctstudio.app.tabs import PLANNED
+
+    found: dict[str, tuple[int, str, object, str | None]] = {}
+    for info in pkgutil.iter_modules(pkg.__path__):
+        if info.name.startswith("_"):
+            continue
+        try:
+            mod = importlib.import_module(f"ctstudio.app.tabs.{info.name}")
+            title, order = str(mod.TITLE), int(mod.ORDER)
+            getattr(mod, "Tab")
+            found[title] = (order, title, mod, None)
+        except Exception as exc:  # a broken tab must not take the window down
+            title = info.name.capitalize()
+            order = PLANNED.get(title, (900, ""))[0]
+            found[title] = (order, title, None, f"{type(exc).__name__}: {exc}")
+    for title, (order, _) in PLANNED.items():
+        found.setdefault(title, (order, title, None, None))
+    return sorted(found.values(), key=lambda t: (t[0], t[1]))
 
 
 class MainWindow(QMainWindow):
-    def __init__(self) -> None:
-        super().__init__()
-        self.setWindowTitle("ctstudio")
-        self.volume = None
-        self.label = QLabel("File > Open to load a CT volume")
-        self.label.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.setCentralWidget(self.label)
-        menu = self.menuBar().addMenu("&File")
-        menu.addAction("&Open file...", self._open_dialog)
-        menu.addAction("&Quit", self.close)
-        self.resize(900, 700)
+    """The ctstudio window. See :mod:`ctstudio.app.tabs` for what tabs may use of it."""
 
-    def _open_dialog(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Open CT volume")
+    #: a new current volume (Volume)
+    volume_changed = Signal(object)
+    #: a load failed: the message shown to the user
+    load_failed = Signal(str)
+    #: a save finished: the path written
+    saved = Signal(str)
+
+    def __init__(self, settings: QSettings | None = None) -> None:
+        super().__init__()
+        self.settings = settings if settings is not None else make_settings()
+        self.volume: Volume | None = None
+        self.volume_label = ""
+        self.volume_path: str | None = None
+        self.error_box: QMessageBox | None = None
+        self.setWindowTitle("ctstudio")
+        self.setAcceptDrops(True)
+
+        self.tabs = QTabWidget()
+        self.setCentralWidget(self.tabs)
+        self._tab_widgets: dict[str, QWidget] = {}
+        self._build_menus()
+        self._build_tabs()
+        self._build_status()
+        self.tabs.currentChanged.connect(self._tab_activated)
+        geom = self.settings.value("window/geometry")
+        if geom is not None:
+            self.restoreGeometry(geom)
+        else:
+            self.resize(1280, 900)
+
+    # -- construction -----------------------------------------------------------------------------------
+    def _build_menus(self) -> None:
+        fm = self.menuBar().addMenu("&File")
+        fm.addAction("&Open file...", QKeySequence.StandardKey.Open, self.open_file_dialog)
+        fm.addAction("Open &DICOM folder...", QKeySequence("Ctrl+Shift+O"), self.open_folder_dialog)
+        self.recent_menu = fm.addMenu("Open &recent")
+        self.recent_menu.aboutToShow.connect(self._fill_recent)
+        self._fill_recent()
+        fm.addSeparator()
+        self.save_nifti_action = fm.addAction("Save as &NIfTI...", QKeySequence("Ctrl+S"), self.save_nifti_dialog)
+        self.save_dicom_action = fm.addAction("Save as DI&COM series...", self.save_dicom_dialog)
+        for a in (self.save_nifti_action, self.save_dicom_action):
+            a.setEnabled(False)
+        fm.addSeparator()
+        fm.addAction("&Quit", QKeySequence.StandardKey.Quit, self.close)
+
+    def _build_tabs(self) -> None:
+        for order, title, mod, error in discover_tabs():
+            if mod is not None:
+                try:
+                    widget = mod.Tab(self)
+                except Exception as exc:  # noqa: BLE001
+                    traceback.print_exc()
+                    widget, error = None, f"{type(exc).__name__}: {exc}"
+                if widget is not None:
+                    self._tab_widgets[title] = widget
+                    self.tabs.addTab(widget, title)
+                    menus = getattr(widget, "menus", None)
+                    if callable(menus):
+                        for m in menus():
+                            self.menuBar().addMenu(m)
+                    continue
+            if error:
+                self.tabs.addTab(_placeholder(title, f"This tab failed to load: {error}"), title)
+            else:
+                from ctstudio.app.tabs import PLANNED
+
+                what = PLANNED.get(title, (0, "a later issue"))[1]
+                i = self.tabs.addTab(_placeholder(title, f"Not built yet: arrives with {what}."), title)
+                self.tabs.setTabEnabled(i, False)
+                self.tabs.setTabToolTip(i, f"arrives with {what}")
+
+    def _build_status(self) -> None:
+        self.probe_label = QLabel("")
+        self.volume_info = QLabel("no volume")
+        self.statusBar().addPermanentWidget(self.probe_label)
+        self.statusBar().addPermanentWidget(self.volume_info)
+        self.status("File > Open (Ctrl+O), open a DICOM folder (Ctrl+Shift+O), or drop a file here")
+
+    def showEvent(self, ev) -> None:  # noqa: N802
+        super().showEvent(ev)
+        if not getattr(self, "_restored", False):
+            self._restored = True
+            for w in self._tab_widgets.values():
+                restore = getattr(w, "restore", None)
+                if callable(restore):
+                    restore()
+
+    # -- what tabs use ------------------------------------------------------------------------------------
+    def tab(self, title: str) -> QWidget | None:
+        return self._tab_widgets.get(title)
+
+    def status(self, message: str, timeout_ms: int = 0) -> None:
+        self.statusBar().showMessage(message, timeout_ms)
+
+    def set_probe_text(self, text: str) -> None:
+        self.probe_label.setText(text)
+
+    def show_error(self, title: str, message: str) -> QMessageBox:
+        """A non-blocking error dialog (the app keeps running); kept in ``self.error_box``."""
+        if self.error_box is not None:
+            self.error_box.close()
+        box = QMessageBox(QMessageBox.Icon.Critical, title, message, QMessageBox.StandardButton.Ok, self)
+        box.setWindowModality(Qt.WindowModality.WindowModal)
+        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose, False)
+        box.open()
+        self.error_box = box
+        self.status(f"{title}: {message.splitlines()[0]}", 10000)
+        return box
+
+    def report_exception(self, title: str, exc: BaseException, path=None) -> None:
+        if isinstance(exc, CTStudioError):
+            msg = str(exc)
+        else:  # a raw library error: say what and where, never a traceback
+            where = f"{path}: " if path else ""
+            msg = (f"{where}unexpected {type(exc).__name__}: {exc}\n  -> this is a bug in ctstudio or an unusual file; "
+                   "please report it with the file's description")
+        self.show_error(title, msg)
+
+    def set_volume(self, volume: Volume, label: str = "", path: str | None = None) -> None:
+        """Make ``volume`` the current volume (shown in the viewer; tabs hear ``volume_changed``)."""
+        self.volume = volume
+        self.volume_label = label or (Path(path).name if path else "volume")
+        self.volume_path = path
+        z, y, x = volume.shape
+        sx, sy, sz = volume.spacing
+        st = volume.hu_stats()
+        self.volume_info.setText(f"{z}x{y}x{x}  {sx:.3g}x{sy:.3g}x{sz:.3g} mm  HU [{st['min']}, {st['max']}]"
+                                 + ("  SYNTHETIC" if volume.provenance.synthetic else ""))
+        self.setWindowTitle(f"ctstudio - {self.volume_label}")
+        for a in (self.save_nifti_action, self.save_dicom_action):
+            a.setEnabled(True)
+        self.volume_changed.emit(volume)
+        self.status(f"opened {self.volume_label}: {volume!r}", 10000)
+
+    # -- opening --------------------------------------------------------------------------------------------
+    def _last_dir(self) -> str:
+        return str(self.settings.value("last_dir", str(Path.home())))
+
+    def open_file_dialog(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Open CT volume", self._last_dir(), OPEN_FILTER)
         if path:
             self.open_path(path)
 
-    def open_path(self, path: str, series_uid: str | None = None) -> bool:
-        from ctstudio.io import read_volume
+    def open_folder_dialog(self) -> None:
+        path = QFileDialog.getExistingDirectory(self, "Open DICOM folder", self._last_dir())
+        if path:
+            self.open_folder(path)
 
-        try:
-            vol = read_volume(path, series_uid=series_uid) if series_uid else read_volume(path)
-        except CTStudioError as exc:
-            QMessageBox.critical(self, "Could not open volume", str(exc))
-            self.statusBar().showMessage(f"failed to open {path}")
-            return False
-        self.volume = vol
-        mid = vol.array[vol.shape[0] // 2]
-        grey = np.ascontiguousarray(apply_window(mid, PRESETS["brain"]))
-        img = QImage(grey.data, grey.shape[1], grey.shape[0], grey.strides[0], QImage.Format.Format_Grayscale8)
-        self.label.setPixmap(QPixmap.fromImage(img.copy()).scaled(
-            self.label.size(), Qt.AspectRatioMode.KeepAspectRatio))
-        self.setWindowTitle(f"ctstudio - {vol.shape[0]} slices")
-        self.statusBar().showMessage(repr(vol))
-        return True
+    def open_path(self, path, series_uid: str | None = None):
+        """Open a file, or a DICOM folder (with the series chooser), off the UI thread; returns the worker."""
+        p = Path(path)
+        if p.is_dir() and series_uid is None:
+            return self.open_folder(p)
+        from ctstudio.app.workers import load_volume_job, start_worker
+
+        self.status(f"loading {p} ...")
+        self.setCursor(Qt.CursorShape.BusyCursor)
+        return start_worker(load_volume_job, str(p), series_uid,
+                            on_result=lambda vol: self._loaded(vol, str(p)),
+                            on_error=lambda exc: self._load_error(exc, str(p)),
+                            on_finished=self.unsetCursor)
+
+    def open_folder(self, folder):
+        """List the DICOM series in ``folder``; with several, let the user choose (default the largest)."""
+        from ctstudio.app.workers import list_series_job, start_worker
+
+        folder = str(folder)
+        self.status(f"scanning {folder} for DICOM series ...")
+
+        def listed(series: list) -> None:
+            if len(series) > 1:
+                uid = self.choose_series(folder, series)
+                if uid is None:
+                    self.status("open cancelled")
+                    return
+                self._last_worker = self.open_path(folder, series_uid=uid)
+            else:
+                from ctstudio.app.workers import load_volume_job
+
+                self._last_worker = start_worker(load_volume_job, folder,
+                                                 on_result=lambda vol: self._loaded(vol, folder),
+                                                 on_error=lambda exc: self._load_error(exc, folder))
+
+        return start_worker(list_series_job, folder, on_result=listed,
+                            on_error=lambda exc: self._load_error(exc, folder))
+
+    def choose_series(self, folder: str, series: list) -> str | None:
+        """Ask which series to open (a modal chooser; tests replace this). Largest CT first."""
+        def field(s, *names, default=""):
+            for n in names:
+                v = s.get(n) if isinstance(s, dict) else getattr(s, n, None)
+                if v not in (None, ""):
+                    return v
+            return default
+
+        def key(s):
+            return (field(s, "modality") != "CT", -int(field(s, "n_files", "n_slices", default=0) or 0))
+
+        ordered = sorted(series, key=key)
+        items = [f"{field(s, 'description', default='(no description)')} - {field(s, 'modality', default='?')}, "
+                 f"{field(s, 'n_files', 'n_slices', default='?')} images - {field(s, 'series_instance_uid', 'uid')}"
+                 for s in ordered]
+        item, ok = QInputDialog.getItem(self, "Choose a series", f"{folder} holds {len(series)} series:", items, 0, False)
+        if not ok:
+            return None
+        return str(field(ordered[items.index(item)], "series_instance_uid", "uid"))
+
+    def _loaded(self, volume: Volume, path: str) -> None:
+        self.settings.setValue("last_dir", str(Path(path).parent if Path(path).is_file() else Path(path)))
+        self.add_recent(path)
+        self.set_volume(volume, Path(path).name, path)
+
+    def _load_error(self, exc: BaseException, path: str) -> None:
+        self.report_exception("Could not open volume", exc, path)
+        self.load_failed.emit(self.error_box.text() if self.error_box else str(exc))
+
+    # -- recent files ------------------------------------------------------------------------------------------
+    def recent_files(self) -> list[str]:
+        v = self.settings.value("recent_files", [])
+        if isinstance(v, str):
+            v = [v]
+        return [str(x) for x in (v or [])]
+
+    def add_recent(self, path: str) -> None:
+        path = str(Path(path).resolve())
+        files = [path] + [f for f in self.recent_files() if f != path]
+        self.settings.setValue("recent_files", files[:MAX_RECENT])
+        self._fill_recent()
+
+    def _fill_recent(self) -> None:
+        self.recent_menu.clear()
+        files = self.recent_files()
+        if not files:
+            a = self.recent_menu.addAction("(none yet)")
+            a.setEnabled(False)
+            return
+        for n, f in enumerate(files):
+            act = QAction(f"&{(n + 1) % 10} {Path(f).name}   ({Path(f).parent})", self.recent_menu)
+            act.triggered.connect(lambda _=False, f=f: self.open_path(f))
+            self.recent_menu.addAction(act)
+        self.recent_menu.addSeparator()
+        self.recent_menu.addAction("Clear list", lambda: (self.settings.setValue("recent_files", []), self._fill_recent()))
+
+    # -- saving ---------------------------------------------------------------------------------------------------
+    def save_nifti_dialog(self) -> None:
+        if self.volume is None:
+            return
+        stem = Path(self.volume_label).name.split(".")[0] or "volume"
+        path, _ = QFileDialog.getSaveFileName(self, "Save as NIfTI", str(Path(self._last_dir()) / f"{stem}.nii.gz"),
+                                              "NIfTI (*.nii.gz *.nii)")
+        if path:
+            if not path.lower().endswith((".nii", ".nii.gz")):
+                path += ".nii.gz"
+            self.save_as(path, format="nifti")
+
+    def save_dicom_dialog(self) -> None:
+        if self.volume is None:
+            return
+        parent = QFileDialog.getExistingDirectory(self, "Save as DICOM series: choose the parent folder", self._last_dir())
+        if not parent:
+            return
+        stem = Path(self.volume_label).name.split(".")[0] or "volume"
+        name, ok = QInputDialog.getText(self, "Save as DICOM series", "New folder for the series:", text=f"{stem}_dicom")
+        if ok and name:
+            self.save_as(str(Path(parent) / name), format="dicom")
+
+    def save_as(self, path: str, format: str | None = None):  # noqa: A002
+        """Write the current volume through ctstudio.io (atomic) off the UI thread; returns the worker."""
+        from ctstudio.app.workers import save_volume_job, start_worker
+
+        opts = {"format": format} if format else {}
+        self.status(f"writing {path} ...")
+
+        def done(out) -> None:
+            self.status(f"saved {out}", 10000)
+            self.saved.emit(str(out))
+
+        return start_worker(save_volume_job, self.volume, path, **opts, on_result=done,
+                            on_error=lambda exc: self.report_exception("Could not save", exc, path))
+
+    # -- drag and drop ------------------------------------------------------------------------------------------
+    def dragEnterEvent(self, ev) -> None:  # noqa: N802
+        if ev.mimeData().hasUrls() and any(u.isLocalFile() for u in ev.mimeData().urls()):
+            ev.acceptProposedAction()
+        else:
+            ev.ignore()
+
+    def dropEvent(self, ev) -> None:  # noqa: N802
+        paths = [u.toLocalFile() for u in ev.mimeData().urls() if u.isLocalFile()]
+        if paths:
+            ev.acceptProposedAction()
+            self.open_path(paths[0])
+
+    # -- tabs and closing ------------------------------------------------------------------------------------------
+    def _tab_activated(self, index: int) -> None:
+        w = self.tabs.widget(index)
+        hook = getattr(w, "on_activated", None)
+        if callable(hook):
+            hook()
+
+    def closeEvent(self, ev) -> None:  # noqa: N802
+        from ctstudio.app.workers import wait_for_workers
+
+        self.settings.setValue("window/geometry", self.saveGeometry())
+        self.settings.setValue("window/tab", self.tabs.tabText(self.tabs.currentIndex()))
+        for w in self._tab_widgets.values():
+            hook = getattr(w, "shutdown", None)
+            if callable(hook):
+                try:
+                    hook()
+                except Exception:  # noqa: BLE001
+                    traceback.print_exc()
+        self.settings.sync()
+        wait_for_workers(10000)
+        super().closeEvent(ev)

@@ -20,8 +20,10 @@ Optional, on the ``Tab`` instance:
     Called each time the user switches to this tab.
 ``shutdown()``
     Called once when the main window closes: stop timers, workers and child processes here.
-``menu_actions() -> list[QAction]``
-    Actions the window adds to a menu named after the tab while the tab exists.
+``menus() -> list[QMenu]``
+    Menus the window adds to its menu bar (the Viewer adds "Window" and "View").
+``restore()``
+    Called once after the window is first shown (restore state that needs a visible window).
 
 What a tab may use on ``main_window`` (:class:`ctstudio.app.main_window.MainWindow`):
 

@@ -1,0 +1,220 @@
+"""Volume3D: VTK volume rendering of a Volume with CT presets (bone, soft tissue, MIP).
+
+The render pipeline (:func:`make_image_data`, :func:`apply_preset`, :func:`build_renderer`) is plain
+VTK and can render offscreen to an array (:func:`render_to_array`, EGL, no X needed); the Qt widget
+(:class:`Volume3D`) embeds it with ``QVTKRenderWindowInteractor``, which needs a real window
+(xcb / Xvfb): it aborts under ``QT_QPA_PLATFORM=offscreen``, so :func:`can_embed_vtk` is checked first.
+
+The volume is shown in patient orientation (from the canonical S/P/L view of
+:class:`~ctstudio.app.widgets.display.DisplayVolume`): the default camera looks at the patient's
+face (anterior view), superior up, patient left on screen right. Large volumes are subsampled
+to at most ``max_dim`` voxels per axis so that rotation stays interactive on a CPU renderer.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from PySide6.QtWidgets import QComboBox, QHBoxLayout, QPushButton, QVBoxLayout, QWidget
+
+from ctstudio.app.widgets.display import DisplayVolume
+from ctstudio.volume import Volume
+
+PRESETS_3D = ("bone", "soft tissue", "mip")
+
+
+def _vtk():
+    import vtkmodules.vtkInteractionStyle  # noqa: F401  (registers the interactor styles)
+    import vtkmodules.vtkRenderingOpenGL2  # noqa: F401  (the OpenGL render window)
+    import vtkmodules.vtkRenderingVolumeOpenGL2  # noqa: F401  (GPU ray cast for the smart mapper)
+    from vtkmodules import vtkCommonDataModel, vtkRenderingCore, vtkRenderingVolume  # noqa: F401
+
+    return vtkCommonDataModel, vtkRenderingCore
+
+
+def can_embed_vtk() -> bool:
+    """Whether the Qt platform can host a VTK OpenGL widget (not 'offscreen' / 'minimal')."""
+    from PySide6.QtGui import QGuiApplication
+
+    return QGuiApplication.platformName() not in ("offscreen", "minimal", "")
+
+
+def make_image_data(volume: Volume | DisplayVolume, max_dim: int = 192):
+    """vtkImageData of the volume in canonical orientation (x = patient left, y = posterior, z = superior)."""
+    from vtkmodules.util import numpy_support
+    from vtkmodules.util.vtkConstants import VTK_SHORT
+
+    dm, _ = _vtk()
+    disp = volume if isinstance(volume, DisplayVolume) else DisplayVolume(volume)
+    step = max(1, math.ceil(max(disp.shape) / max_dim))
+    arr = np.ascontiguousarray(disp.array[::step, ::step, ::step], dtype=np.int16)
+    # canonical array is [S, P, L]; VTK wants x (L) fastest, which is C order of [S, P, L]
+    img = dm.vtkImageData()
+    img.SetDimensions(arr.shape[2], arr.shape[1], arr.shape[0])
+    ss, sp, sl = disp.spacing
+    img.SetSpacing(sl * step, sp * step, ss * step)
+    img.SetOrigin(0.0, 0.0, 0.0)
+    vtk_arr = numpy_support.numpy_to_vtk(arr.ravel(order="C"), deep=True, array_type=VTK_SHORT)
+    vtk_arr.SetName("HU")
+    img.GetPointData().SetScalars(vtk_arr)
+    return img
+
+
+def apply_preset(prop, mapper, name: str) -> None:
+    """Set colour/opacity transfer functions and blend mode for a CT preset."""
+    _, rc = _vtk()
+    from vtkmodules.vtkCommonDataModel import vtkPiecewiseFunction
+    from vtkmodules.vtkRenderingCore import vtkColorTransferFunction
+
+    name = name.lower()
+    if name not in PRESETS_3D:
+        raise ValueError(f"unknown 3D preset {name!r}; choose one of {PRESETS_3D}")
+    color, opacity = vtkColorTransferFunction(), vtkPiecewiseFunction()
+    if name == "bone":
+        for hu, rgb in ((-1024, (0, 0, 0)), (150, (0.55, 0.25, 0.15)), (300, (0.88, 0.78, 0.66)), (1500, (1, 1, 0.95))):
+            color.AddRGBPoint(hu, *rgb)
+        for hu, a in ((-1024, 0), (150, 0), (250, 0.15), (600, 0.6), (1500, 0.85), (3071, 0.9)):
+            opacity.AddPoint(hu, a)
+        prop.ShadeOn()
+        mapper.SetBlendModeToComposite()
+    elif name == "soft tissue":
+        for hu, rgb in ((-1024, (0, 0, 0)), (-300, (0.6, 0.35, 0.25)), (0, (0.85, 0.55, 0.45)),
+                        (80, (0.95, 0.7, 0.6)), (300, (1, 0.95, 0.85)), (1500, (1, 1, 1))):
+            color.AddRGBPoint(hu, *rgb)
+        for hu, a in ((-1024, 0), (-400, 0), (-200, 0.02), (0, 0.08), (80, 0.15), (300, 0.4), (1500, 0.7)):
+            opacity.AddPoint(hu, a)
+        prop.ShadeOn()
+        mapper.SetBlendModeToComposite()
+    else:  # mip: brightest voxel along each ray, grey levels over [-200, 1500] HU
+        for hu, g in ((-1024, 0.0), (-200, 0.0), (1500, 1.0)):
+            color.AddRGBPoint(hu, g, g, g)
+        for hu, a in ((-1024, 0.0), (-200, 0.0), (1500, 1.0)):
+            opacity.AddPoint(hu, a)
+        prop.ShadeOff()
+        mapper.SetBlendModeToMaximumIntensity()
+    prop.SetColor(color)
+    prop.SetScalarOpacity(opacity)
+    prop.SetInterpolationTypeToLinear()
+    prop.SetAmbient(0.25)
+    prop.SetDiffuse(0.8)
+    prop.SetSpecular(0.15)
+
+
+def build_renderer(image_data, preset: str = "bone"):
+    """(renderer, vtkVolume, mapper) for ``image_data`` with the camera on the patient's face."""
+    _, rc = _vtk()
+    from vtkmodules.vtkRenderingVolumeOpenGL2 import vtkSmartVolumeMapper
+
+    mapper = vtkSmartVolumeMapper()
+    mapper.SetInputData(image_data)
+    prop = rc.vtkVolumeProperty()
+    apply_preset(prop, mapper, preset)
+    actor = rc.vtkVolume()
+    actor.SetMapper(mapper)
+    actor.SetProperty(prop)
+    ren = rc.vtkRenderer()
+    ren.SetBackground(0.05, 0.05, 0.08)
+    ren.AddVolume(actor)
+    anterior_camera(ren)
+    return ren, actor, mapper
+
+
+def anterior_camera(ren) -> None:
+    """Look at the patient's face: superior up, patient left on screen right."""
+    ren.ResetCamera()
+    cam = ren.GetActiveCamera()
+    fx, fy, fz = cam.GetFocalPoint()
+    d = cam.GetDistance()
+    cam.SetPosition(fx, fy - d, fz)
+    cam.SetViewUp(0, 0, 1)
+    ren.ResetCamera()
+    cam.Zoom(1.3)
+
+
+def render_to_array(volume: Volume | DisplayVolume, preset: str = "bone", size=(256, 256), max_dim: int = 128) -> np.ndarray:
+    """Render offscreen (EGL/OSMesa, no window) and return the RGB image as (h, w, 3) uint8."""
+    _, rc = _vtk()
+    from vtkmodules.util import numpy_support
+
+    ren, _, _ = build_renderer(make_image_data(volume, max_dim=max_dim), preset)
+    rw = rc.vtkRenderWindow()
+    rw.SetOffScreenRendering(1)
+    rw.SetSize(*size)
+    rw.AddRenderer(ren)
+    rw.Render()
+    grab = rc.vtkWindowToImageFilter()
+    grab.SetInput(rw)
+    grab.SetInputBufferTypeToRGB()
+    grab.ReadFrontBufferOff()
+    grab.Update()
+    out = grab.GetOutput()
+    w, h, _ = out.GetDimensions()
+    arr = numpy_support.vtk_to_numpy(out.GetPointData().GetScalars()).reshape(h, w, -1)[::-1].copy()
+    rw.Finalize()
+    return arr[..., :3]
+
+
+class Volume3D(QWidget):
+    """The 3D view: preset chooser, reset, and a VTK render window (rotate: left-drag; zoom: wheel)."""
+
+    def __init__(self, parent=None, preset: str = "bone", max_dim: int = 192) -> None:
+        super().__init__(parent)
+        if not can_embed_vtk():
+            raise RuntimeError("the VTK 3D view needs a real window (QT_QPA_PLATFORM=xcb, e.g. under Xvfb)")
+        from vtkmodules.qt.QVTKRenderWindowInteractor import QVTKRenderWindowInteractor
+        from vtkmodules.vtkInteractionStyle import vtkInteractorStyleTrackballCamera
+
+        _vtk()
+        self.max_dim = max_dim
+        self.preset = preset
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(0, 0, 0, 0)
+        bar = QHBoxLayout()
+        self.combo = QComboBox()
+        self.combo.addItems(list(PRESETS_3D))
+        self.combo.setCurrentText(preset)
+        self.combo.currentTextChanged.connect(self.set_preset)
+        reset = QPushButton("Reset 3D")
+        reset.clicked.connect(self.reset_camera)
+        bar.addWidget(self.combo)
+        bar.addWidget(reset)
+        bar.addStretch(1)
+        lay.addLayout(bar)
+        self.vtk_widget = QVTKRenderWindowInteractor(self)
+        lay.addWidget(self.vtk_widget, 1)
+        self.render_window = self.vtk_widget.GetRenderWindow()
+        self.interactor = self.render_window.GetInteractor()
+        self.interactor.SetInteractorStyle(vtkInteractorStyleTrackballCamera())
+        self.renderer = None
+        self.actor = None
+        self.mapper = None
+        self.vtk_widget.Initialize()
+
+    def set_volume(self, volume: Volume | DisplayVolume | None) -> None:
+        if self.renderer is not None:
+            self.render_window.RemoveRenderer(self.renderer)
+            self.renderer = None
+        if volume is None:
+            self.render_window.Render()
+            return
+        self.renderer, self.actor, self.mapper = build_renderer(make_image_data(volume, self.max_dim), self.preset)
+        self.render_window.AddRenderer(self.renderer)
+        self.render_window.Render()
+
+    def set_preset(self, name: str) -> None:
+        self.preset = name
+        if self.combo.currentText() != name:
+            self.combo.setCurrentText(name)
+        if self.actor is not None:
+            apply_preset(self.actor.GetProperty(), self.mapper, name)
+            self.render_window.Render()
+
+    def reset_camera(self) -> None:
+        if self.renderer is not None:
+            anterior_camera(self.renderer)
+            self.render_window.Render()
+
+    def shutdown(self) -> None:
+        """Close the VTK widget (never Finalize() a shown one: it segfaults at the next paint)."""
+        self.vtk_widget.close()
