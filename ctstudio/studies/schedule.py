@@ -29,7 +29,7 @@ def new_token() -> str:
 
 def reader_seed(study_seed: int, reader_code: str) -> int:
     h = hashlib.sha256(f"{study_seed}:{reader_code}".encode()).digest()
-    return int.from_bytes(h[:8], "little")
+    return int.from_bytes(h[:8], "little") & ((1 << 62) - 1)  # fits a signed SQLite INTEGER
 
 
 @dataclass(frozen=True)
