@@ -21,6 +21,14 @@ class _Bail(Exception):
     pass
 
 
+class Truncated(Exception):
+    """An element runs past the end of the file: the file was cut short."""
+
+    def __init__(self, offset: int, size: int):
+        super().__init__(f"an element at byte {offset} runs past the end of the file ({size} bytes)")
+        self.offset, self.size = offset, size
+
+
 class _Buf:
     def __init__(self, fh, size: int):
         self.fh = fh
@@ -30,7 +38,7 @@ class _Buf:
     def need(self, end: int) -> None:
         if end > len(self.data):
             if end > self.size:
-                raise _Bail("past end of file")
+                raise Truncated(len(self.data), self.size)
             more = max(end - len(self.data), len(self.data))
             self.data += self.fh.read(more)
             if end > len(self.data):
@@ -129,8 +137,8 @@ def walk(fh, size: int, wanted: frozenset[int]):
                 buf.need(vpos + vlen)
                 values[tag] = bytes(buf.data[vpos:vpos + vlen])
             pos = vpos + vlen
-        if pixel is None and pos > size:
-            return None  # an element runs past the end: truncated; let pydicom say so
+        if pixel is None and pos != size:
+            raise Truncated(pos, size)  # the last element is cut short (or runs past the end)
         return ts, values, pixel
     except (_Bail, IndexError, ValueError):
         return None

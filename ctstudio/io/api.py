@@ -43,7 +43,7 @@ def read_volume(path, **options) -> Volume:
     p = Path(path)
     _check_exists(p)
     if p.is_dir():
-        if p.is_dir() and _has_suffix(p, ITK_SUFFIXES):
+        if _has_suffix(p, ITK_SUFFIXES):
             raise VolumeReadError("expected a file but found a folder", path=p)
         return dicom.read_dicom(p, **options)
     if _has_suffix(p, ITK_SUFFIXES):
@@ -107,7 +107,7 @@ def inspect_path(path, series_uid: str | None = None, **options) -> dict:
     """
     p = Path(path)
     _check_exists(p)
-    if p.is_file() and _has_suffix(p, ITK_SUFFIXES):
+    if _has_suffix(p, ITK_SUFFIXES):
         vol = read_volume(p, **options)
         return {"path": str(p), "format": "itk", "volume": vol.describe()}
     from ctstudio.io import dicom

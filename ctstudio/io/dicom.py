@@ -83,6 +83,7 @@ class _Header:
     gantry_tilt: float | None = None
     spacing_between: float | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
+    available: int = -1  # bytes present after the Pixel Data header (raw pixels only)
     synthetic_model: tuple[str, str] | None = None  # (model, version) of a series marked Synthetic Data = YES
 
 
@@ -144,6 +145,9 @@ def _read_header_fast(path: Path) -> _Header | None:
         size = path.stat().st_size
         with open(path, "rb") as fh:
             res = _dcmfast.walk(fh, size, _WANTED)
+    except _dcmfast.Truncated as exc:
+        raise NotAnImageError(f"the DICOM file is truncated: {exc}", path=path,
+                              hint="the copy was cut short; copy or export the file again") from None
     except OSError:
         return None
     if res is None:
@@ -213,11 +217,7 @@ def _read_header_fast(path: Path) -> _Header | None:
         h.pixel_offset = pixel[0]
         if ts in _RAW_SYNTAXES and pixel[2] != 0xFFFFFFFF:
             h.raw_value_offset, h.raw_length = pixel[1], pixel[2]
-            available = size - pixel[1]
-            if available < pixel[2]:
-                raise NotAnImageError(
-                    f"the file is truncated: Pixel Data declares {pixel[2]} bytes but only "
-                    f"{max(available, 0)} are there", path=path, hint="re-copy the file")
+            h.available = size - pixel[1]
     return h
 
 
@@ -316,11 +316,7 @@ def _read_header_pydicom(path: Path, force: bool = False) -> _Header:
                 if length != 0xFFFFFFFF:
                     h.raw_length = length
                     h.raw_value_offset = start
-                    available = size - start
-                    if available < length:
-                        raise NotAnImageError(
-                            f"the file is truncated: Pixel Data declares {length} bytes but only "
-                            f"{max(available, 0)} are there", path=path, hint="re-copy the file")
+                    h.available = size - start
     return h
 
 
@@ -339,6 +335,10 @@ def _check_image_header(h: _Header) -> None:
                               path=h.path, hint="export the series as single-frame files")
     if h.bits_allocated not in (8, 16, 32):
         raise VolumeReadError(f"unsupported BitsAllocated {h.bits_allocated}", path=h.path)
+    if 0 <= h.available < h.raw_length:
+        raise NotAnImageError(f"the file is truncated: Pixel Data declares {h.raw_length} bytes but only "
+                              f"{max(h.available, 0)} are there", path=h.path,
+                              hint="the copy was cut short; copy or export the file again")
     if h.raw_length >= 0:
         expected = h.rows * h.columns * h.bits_allocated // 8
         if h.raw_length < expected:
@@ -384,7 +384,9 @@ def _iter_files(folder: Path) -> list[Path]:
         for name in sorted(files):
             if name.startswith(".") or name.upper() == "DICOMDIR":
                 continue
-            out.append(Path(root) / name)
+            p = Path(root) / name
+            if p.is_file():  # skips FIFOs, sockets and devices (opening a FIFO would block)
+                out.append(p)
     return out
 
 
@@ -411,14 +413,17 @@ def scan_folder(folder, workers: int | None = None) -> Scan:
                               hint="point at the folder that holds the DICOM slices")
 
     def one(p: Path):
+        force = not looks_like_dicom(p)
         try:
-            force = not looks_like_dicom(p)
             h = _read_header(p, force=force)
-            if force and h.pixel_offset < 0 and h.rows == 0 and not h.series_uid:
-                return None, (str(p), "not DICOM")
-            return h, None
         except VolumeReadError as exc:
-            return None, (str(p), exc.message)
+            if not force:  # a DICOM file (it has the marker) that is damaged: say so, do not skip it
+                raise SeriesError(f"a DICOM file in the folder is damaged: {exc.message}", path=p,
+                                  hint="move the damaged file out of the folder, or copy the series again") from None
+            return None, (str(p), "not DICOM")
+        if force and _not_dicom(h):
+            return None, (str(p), "not DICOM")
+        return h, None
 
     results = [one(p) for p in files]  # GIL-bound Python parsing: threads only slow it down (measured)
     groups: dict[str, list[_Header]] = {}
@@ -436,6 +441,25 @@ def scan_folder(folder, workers: int | None = None) -> Scan:
                                  headers=hs))
     series.sort(key=lambda s: (-s.n_files, s.uid))
     return Scan(folder=folder, series=series, ignored=ignored)
+
+
+def _not_dicom(h: _Header) -> bool:
+    """A force-parsed file that yielded nothing a DICOM image has (text, random bytes...)."""
+    return h.pixel_offset < 0 and h.rows == 0 and not h.series_uid and not h.modality
+
+
+def _single_file_header(path: Path, series_uid: str | None = None) -> _Header:
+    force = not looks_like_dicom(path)
+    h = _read_header(path, force=force)
+    if force and _not_dicom(h):
+        raise NotAnImageError("not a DICOM file (and not NIfTI / MHA / NRRD by its name)", path=path,
+                              hint="give a DICOM file or folder, or a .nii.gz / .mha / .nrrd file")
+    _check_image_header(h)
+    if h.modality not in ("CT", ""):
+        raise SeriesError(f"the file is {h.modality}, not CT", path=path, hint="ctstudio reads CT in HU")
+    if series_uid and h.series_uid != series_uid:
+        raise SeriesError(f"the file belongs to series {h.series_uid}, not {series_uid}", path=path)
+    return h
 
 
 def list_series(folder, workers: int | None = None) -> list[dict[str, Any]]:
@@ -465,7 +489,7 @@ def _choose_series(scan: Scan, series_uid: str | None) -> SeriesInfo:
                               hint="pick one of the UIDs listed (ctstudio info PATH lists them)")
     else:
         images = [s for s in scan.series if any(h.pixel_offset >= 0 for h in s.headers)]
-        ct = [s for s in images if s.modality == "CT"]
+        ct = [s for s in images if any(h.modality == "CT" for h in s.headers)]
         if not ct:
             if images:
                 raise SeriesError(f"no CT series in the folder; found: {listing}", path=folder,
@@ -638,11 +662,15 @@ def _decode(h: _Header) -> np.ndarray:
             else:
                 arr = arr & ((1 << h.bits_stored) - 1)
         return arr
+    import warnings
+
     import pydicom
 
     try:
-        ds = pydicom.dcmread(h.path)
-        return ds.pixel_array
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # pydicom warns before failing; the error below says it all
+            ds = pydicom.dcmread(h.path)
+            return ds.pixel_array
     except Exception as exc:  # decoder errors: missing plug-in, damaged codestream, ...
         ts = h.transfer_syntax
         hint = "install pylibjpeg and pylibjpeg-openjpeg for JPEG 2000" if "4.9" in ts else "re-export the file uncompressed"
@@ -750,16 +778,7 @@ def read_dicom(path, series_uid: str | None = None, tilt: str = "report", nonuni
         for h in headers:
             _check_image_header(h)
     else:
-        h = _read_header(path, force=not looks_like_dicom(path))
-        if h.pixel_offset < 0 and h.rows == 0 and not h.series_uid and not looks_like_dicom(path):
-            raise NotAnImageError("not a DICOM file (and not NIfTI / MHA / NRRD by its name)", path=path,
-                                  hint="give a DICOM file or folder, or a .nii.gz / .mha / .nrrd file")
-        _check_image_header(h)
-        if h.modality not in ("CT", ""):
-            raise SeriesError(f"the file is {h.modality}, not CT", path=path, hint="ctstudio reads CT in HU")
-        if series_uid and h.series_uid != series_uid:
-            raise SeriesError(f"the file belongs to series {h.series_uid}, not {series_uid}", path=path)
-        headers = [h]
+        headers = [_single_file_header(path, series_uid)]
     where = path
     geo = analyse(headers, where)
     if geo.duplicates:
@@ -829,8 +848,7 @@ def inspect_dicom(path, series_uid: str | None = None, workers: int | None = Non
         headers = chosen.headers
         report["chosen_series"] = chosen.uid
     else:
-        h = _read_header(path, force=not looks_like_dicom(path))
-        _check_image_header(h)
+        h = _single_file_header(path, series_uid)
         headers = [h]
         report["series"] = [SeriesInfo(h.series_uid, h.modality, h.description, [h]).to_dict()]
         report["chosen_series"] = h.series_uid
@@ -849,8 +867,6 @@ def inspect_dicom(path, series_uid: str | None = None, workers: int | None = Non
         report["spacing_uniformity"] = "single slice"
     else:
         report["spacing_uniformity"] = f"uniform ({geo.z_spacing:.4g} mm)"
-    if geo.duplicates:
-        return report, None
     vol = read_dicom(path, series_uid=series_uid, tilt="resample", nonuniform="resample", workers=workers)
     return report, vol
 

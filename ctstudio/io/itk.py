@@ -19,12 +19,64 @@ from ctstudio.volume import Metadata, Provenance, Volume
 _META_KEY = "ctstudio_metadata"
 
 
+def _check_declared_size(path: Path) -> None:
+    """Refuse, before allocating, a header that declares more voxels than memory (or the file) can hold."""
+    from ctstudio.io.dicom import _memory_limit
+
+    reader = sitk.ImageFileReader()
+    reader.SetFileName(str(path))
+    try:
+        reader.ReadImageInformation()
+    except RuntimeError:
+        return  # ReadImage below gives the proper "could not read" error
+    n = 1
+    for s in reader.GetSize():
+        n *= int(s)
+    if n * 4 > _memory_limit():  # the int16 volume plus a read buffer at least as wide
+        raise VolumeReadError(
+            f"the header declares {'x'.join(str(s) for s in reader.GetSize())} voxels "
+            f"({n * 2 / 2**30:.1f} GiB as int16), more than this machine can hold", path=path,
+            hint="the header is probably damaged; check the file")
+
+
+def _nifti_nonfinite(path: Path) -> int:
+    """Count NaN/Inf voxels in a float NIfTI's raw data (ITK's NIfTI reader turns them into 0 silently)."""
+    import gzip
+
+    opener = gzip.open if path.name.lower().endswith(".gz") else open
+    try:
+        with opener(path, "rb") as fh:
+            hdr = fh.read(348)
+            if len(hdr) < 348:
+                return 0
+            endian = "<" if int.from_bytes(hdr[0:4], "little") == 348 else ">"
+            datatype = int(np.frombuffer(hdr[70:72], endian + "i2")[0])
+            dtype = {16: "f4", 64: "f8"}.get(datatype)
+            if dtype is None:
+                return 0
+            offset = int(np.frombuffer(hdr[108:112], endian + "f4")[0])
+            fh.read(max(0, offset - 348))
+            bad = 0
+            while True:
+                chunk = fh.read(1 << 24)
+                if not chunk:
+                    break
+                usable = len(chunk) - len(chunk) % np.dtype(dtype).itemsize
+                bad += int(np.count_nonzero(~np.isfinite(np.frombuffer(chunk[:usable], endian + dtype))))
+            return bad
+    except (OSError, EOFError, ValueError):
+        return 0
+
+
 def read_itk(path: Path, **_options) -> Volume:
     path = Path(path)
     if path.stat().st_size == 0:
         raise NotAnImageError("the file is empty (0 bytes)", path=path)
+    _check_declared_size(path)
     try:
         image = sitk.ReadImage(str(path))
+    except MemoryError:
+        raise VolumeReadError("not enough memory to read the image", path=path) from None
     except RuntimeError as exc:
         first = str(exc).strip().splitlines()[-1] if str(exc).strip() else "unknown reason"
         raise NotAnImageError(
@@ -36,6 +88,11 @@ def read_itk(path: Path, **_options) -> Volume:
             f"expected a single-channel 2D or 3D image, got {image.GetDimension()}D with "
             f"{image.GetNumberOfComponentsPerPixel()} components", path=path)
     arr = sitk.GetArrayFromImage(image)
+    if arr.dtype.kind == "f" and path.name.lower().endswith((".nii", ".nii.gz")):
+        bad = _nifti_nonfinite(path)
+        if bad:
+            raise ValueRangeError(f"the image holds {bad} NaN or infinite values; CT voxels must be finite HU",
+                                  path=path, hint="fix the file where it was made (ctstudio will not guess a value)")
     if image.GetDimension() == 2:
         spacing = (*image.GetSpacing(), 1.0)
         origin = (*image.GetOrigin(), 0.0)
