@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import stat
 from pathlib import Path
 
@@ -30,6 +31,17 @@ def _check_exists(p: Path) -> None:
     if not (stat.S_ISREG(st.st_mode) or stat.S_ISDIR(st.st_mode)):
         raise NotAnImageError("not a regular file or folder (a pipe, socket or device?)", path=p,
                               hint="give a DICOM folder or file, or a NIfTI / MHA / NRRD file")
+    try:  # libraries report an unreadable file as missing; find out ourselves
+        if stat.S_ISDIR(st.st_mode):
+            os.listdir(p)
+        else:
+            with open(p, "rb"):
+                pass
+    except PermissionError:
+        raise VolumeReadError("permission denied: this user may not read it", path=p,
+                              hint="check the file's permissions and owner") from None
+    except OSError as exc:
+        raise VolumeReadError(f"cannot read it ({exc.strerror or exc})", path=p) from None
 
 
 def read_volume(path, **options) -> Volume:
