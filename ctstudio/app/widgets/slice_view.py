@@ -136,6 +136,8 @@ class SliceView(pg.GraphicsLayoutWidget):
             raise ValueError(f"plane must be one of {tuple(PLANE_SPECS)}, got {plane!r}")
         self.setBackground("k")
         self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
+        self.setMouseTracking(True)
+        self.viewport().setMouseTracking(True)  # hover events feed the HU probe
         self.plane = plane
         self.title = title
         self._owns_state = state is None

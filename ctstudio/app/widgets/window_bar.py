@@ -56,7 +56,7 @@ class WindowBar(QWidget):
         self.width_box = QDoubleSpinBox()
         for box, lo, hi, label in ((self.level, -4000, 6000, "L"), (self.width_box, 1, 10000, "W")):
             box.setRange(lo, hi)
-            box.setDecimals(0)
+            box.setDecimals(1)
             box.setKeyboardTracking(False)
             box.setSuffix(" HU")
             lay.addWidget(QLabel(label))
