@@ -16,8 +16,8 @@ Alignment of the two point clouds is then measured by
   its 3rd-nearest neighbour *of its own class*; we count how many images (of either class) lie
   within r. With two perfectly overlapping sets of equal size that count averages 6 (3 of each
   class); with disjoint sets it is 3. ``knn_other_class`` is the other-class part (3 vs 0);
-* KDE support coverage: a Gaussian KDE of the real points; its 97th-percentile contour is the
-  density level above which 97 % of real points lie; ``coverage`` is the fraction of synthetic
+* KDE support coverage: a Gaussian KDE (Scott's bandwidth) of the real points; its 97th-percentile
+  contour is the density level above which 97 % of real points lie (leave-one-out densities); ``coverage`` is the fraction of synthetic
   points inside it (and ``reverse_coverage`` the same with the roles swapped). Computed in the
   full 5-D space and for every moment pair (the pairs are what the scatter-plot matrix shows).
 """
@@ -88,14 +88,14 @@ def knn_neighbour_counts(real: np.ndarray, fake: np.ndarray, k: int = K_NEIGHBOU
     pooled = np.concatenate([zr, zf])
     labels = np.r_[np.zeros(len(zr), int), np.ones(len(zf), int)]
     totals, others = [], []
-    for cls, own in ((0, zr), (1, zf)):
+    allnn = NearestNeighbors().fit(pooled)
+    for cls, own, offset in ((0, zr, 0), (1, zf, len(zr))):
         nn = NearestNeighbors(n_neighbors=k + 1).fit(own)
         dist, _ = nn.kneighbors(own)
         radius = dist[:, k]  # column 0 is the point itself
-        allnn = NearestNeighbors().fit(pooled)
-        inside = allnn.radius_neighbors(own, radius=radius + 1e-12, return_distance=False)
+        inside = allnn.radius_neighbors(own, radius=radius * (1 + 1e-9) + 1e-12, return_distance=False)
         for i, idx in enumerate(inside):
-            idx = idx[np.linalg.norm(pooled[idx] - own[i], axis=1) > 0] if len(idx) else idx
+            idx = idx[idx != offset + i]  # the point itself
             totals.append(len(idx))
             others.append(int(np.sum(labels[idx] != cls)))
     return {"k": k, "knn_total": float(np.mean(totals)), "knn_other_class": float(np.mean(others)),
@@ -115,7 +115,12 @@ def kde_coverage(real: np.ndarray, fake: np.ndarray, percentile: float = COVERAG
         except np.linalg.LinAlgError:
             raise InputError("the moments are collinear (singular covariance); the KDE cannot be fitted",
                              hint="use more, or more varied, images") from None
-        level = np.percentile(kde(a.T), 100.0 - percentile)
+        # The contour level from leave-one-out densities of the real points: a point's own kernel
+        # would otherwise inflate its density and shrink the contour (most in many dimensions).
+        n, d = a.shape
+        k0 = 1.0 / np.sqrt((2 * np.pi) ** d * np.linalg.det(kde.covariance))
+        loo = (n * kde(a.T) - k0) / (n - 1)
+        level = np.percentile(loo, 100.0 - percentile)
         return float(np.mean(kde(b.T) >= level))
 
     zr, zf = _zscore(real, fake)

@@ -10,6 +10,7 @@ import html
 import io
 import json
 import math
+import os
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -30,11 +31,19 @@ def _figure(w: float = 6.0, h: float = 4.0):
     return fig
 
 
+def _readable(path: Path) -> Path:
+    """Atomic writes start as private temp files (0600); a report is meant to be shared (0644 - umask)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, 0o644 & ~umask)
+    return path
+
+
 def _save(fig, path: Path) -> Path:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", bbox_inches="tight")
     atomic_write_bytes(path, buf.getvalue())
-    return path
+    return _readable(path)
 
 
 # -- plots ----------------------------------------------------------------------------------------
@@ -130,9 +139,9 @@ def plot_msssim(values: dict, path: Path) -> Path:
     return _save(fig, path)
 
 
-def plot_examples(real: Sequence[np.ndarray], fake: Sequence[np.ndarray], path: Path, window: str = "brain",
-                  n: int = 4) -> Path:
-    """Mid axial, coronal and sagittal slices of the first volumes of each set, side by side."""
+def plot_examples(real: Sequence, fake: Sequence, path: Path, window: str = "brain", n: int = 4) -> Path:
+    """Mid axial, coronal and sagittal slices of the first volumes of each set, side by side, at their
+    physical aspect ratio. Items are Volumes (or bare [z, y, x] arrays, shown with square voxels)."""
     from ctstudio.imaging.window import apply_window, preset
     from ctstudio.metrics.fid import AXES, orient_slice
 
@@ -140,11 +149,14 @@ def plot_examples(real: Sequence[np.ndarray], fake: Sequence[np.ndarray], path: 
     rows = [("real", v) for v in list(real)[:n]] + [("synthetic", v) for v in list(fake)[:n]]
     fig = _figure(7.5, 2.4 * len(rows))
     axes = fig.subplots(len(rows), 3, squeeze=False)
-    for r, (label, vol) in enumerate(rows):
+    for r, (label, item) in enumerate(rows):
+        vol = getattr(item, "array", item)
+        sz, sy, sx = getattr(item, "spacing_zyx", (1.0, 1.0, 1.0))
+        aspects = {0: sy / sx, 1: sz / sx, 2: sz / sy}  # row spacing / column spacing of each view
         for c, (name, axis) in enumerate(AXES.items()):
             img = apply_window(orient_slice(vol, axis, vol.shape[axis] // 2), w, np.float32)
             ax = axes[r, c]
-            ax.imshow(img, cmap="gray", vmin=0, vmax=1, aspect="auto", interpolation="nearest")
+            ax.imshow(img, cmap="gray", vmin=0, vmax=1, aspect=aspects[axis], interpolation="nearest")
             ax.set_xticks([])
             ax.set_yticks([])
             if c == 0:
@@ -170,7 +182,7 @@ def _jsonable(obj: Any):
 
 def write_json(results: dict, path: Path) -> Path:
     atomic_write_text(path, json.dumps(_jsonable(results), indent=2, sort_keys=True) + "\n")
-    return path
+    return _readable(path)
 
 
 def _fmt(v: Any) -> str:
@@ -230,4 +242,4 @@ def write_html(results: dict, plots: dict[str, Path], path: Path, title: str = "
         parts.append(f"<h2>Example slices</h2><img src='{_rel(plots['examples'], path)}' alt='example slices'>")
     parts.append("</body></html>\n")
     atomic_write_text(path, "\n".join(parts))
-    return path
+    return _readable(path)
