@@ -404,7 +404,17 @@ def _workers(workers: int | None, n: int) -> int:
     return max(1, min(int(workers), n))
 
 
-def scan_folder(folder, workers: int | None = None) -> Scan:
+def _progress(callback, cancel, stage: str, i: int, n: int) -> None:
+    """k-diffusion style dict callback, and a cancel flag (a callable or anything with is_set())."""
+    if cancel is not None and (cancel.is_set() if hasattr(cancel, "is_set") else cancel()):
+        from ctstudio.errors import Cancelled
+
+        raise Cancelled(f"reading stopped during {stage} ({i} of {n} files)")
+    if callback is not None:
+        callback({"stage": stage, "i": i, "n": n})
+
+
+def scan_folder(folder, workers: int | None = None, callback=None, cancel=None) -> Scan:
     """Read the header of every file under ``folder`` and group the DICOM images by series."""
     folder = Path(folder)
     files = _iter_files(folder)
@@ -425,7 +435,11 @@ def scan_folder(folder, workers: int | None = None) -> Scan:
             return None, (str(p), "not DICOM")
         return h, None
 
-    results = [one(p) for p in files]  # GIL-bound Python parsing: threads only slow it down (measured)
+    results = []  # sequential: GIL-bound Python parsing, threads only slow it down (measured)
+    for n, p in enumerate(files):
+        if n % 32 == 0:
+            _progress(callback, cancel, "headers", n, len(files))
+        results.append(one(p))
     groups: dict[str, list[_Header]] = {}
     ignored: list[tuple[str, str]] = []
     for h, bad in results:
@@ -719,7 +733,7 @@ def _decode_path(path: str, transfer_syntax: str) -> np.ndarray:
     return _decode(h)
 
 
-def _load_pixels(headers: list[_Header], workers: int | None) -> np.ndarray:
+def _load_pixels(headers: list[_Header], workers: int | None, callback=None, cancel=None) -> np.ndarray:
     """Decode and rescale every slice into one int16 array.
 
     Uncompressed slices are read sequentially straight into place (numpy.fromfile; the copy is
@@ -747,6 +761,8 @@ def _load_pixels(headers: list[_Header], workers: int | None) -> np.ndarray:
                               [headers[k].transfer_syntax for k in compressed], chunksize=4)
             decoded = dict(zip(compressed, arrays))
     for k, h in enumerate(headers):
+        if k % 16 == 0:
+            _progress(callback, cancel, "pixels", k, len(headers))
         raw = decoded.pop(k) if k in decoded else _decode(h)
         _to_hu(raw, h, out[k])
     return out
@@ -760,19 +776,21 @@ def _metadata(h: _Header) -> Metadata:
 
 
 def read_dicom(path, series_uid: str | None = None, tilt: str = "report", nonuniform: str = "report",
-               workers: int | None = None, **_ignored) -> Volume:
+               workers: int | None = None, callback=None, cancel=None, **_ignored) -> Volume:
     """Read a DICOM folder (one series of it) or a single DICOM file as a HU Volume.
 
     ``tilt`` / ``nonuniform``: ``"report"`` raises :class:`GeometryError` (or :class:`SeriesError`
     for missing slices) saying what is wrong; ``"resample"`` resamples onto a regular axial grid
-    and records it in the provenance. ``workers``: decoding threads (default: up to 4).
+    and records it in the provenance. ``workers``: decoding processes for long compressed series.
+    ``callback``: called with ``{"stage": "headers"|"pixels", "i": done, "n": total}``; ``cancel``:
+    a callable or an Event, checked between files (raises :class:`~ctstudio.errors.Cancelled`).
     """
     for name, value in (("tilt", tilt), ("nonuniform", nonuniform)):
         if value not in ("report", "resample"):
             raise InputError(f"{name}= must be 'report' or 'resample', got {value!r}")
     path = Path(path)
     if path.is_dir():
-        scan = scan_folder(path, workers)
+        scan = scan_folder(path, workers, callback=callback, cancel=cancel)
         chosen = _choose_series(scan, series_uid)
         headers = chosen.headers
         for h in headers:
@@ -786,7 +804,7 @@ def read_dicom(path, series_uid: str | None = None, tilt: str = "report", nonuni
         raise SeriesError(f"{len(geo.duplicates)} duplicate slice position(s), e.g. {a} and {b} lie at the same place",
                           path=where, hint="the folder mixes two acquisitions or copies; keep one file per position")
     steps: list[str] = []
-    array = _load_pixels(geo.headers, workers)
+    array = _load_pixels(geo.headers, workers, callback=callback, cancel=cancel)
     positions = geo.positions
     if geo.missing or geo.nonuniform:
         if geo.missing:
@@ -929,11 +947,19 @@ def write_dicom_series(volume: Volume, folder, synthetic: bool | None = None, co
     study_uid, series_uid, frame_uid = generate_uid(), generate_uid(), generate_uid()
     direction = volume.direction
     row, col, zdir = direction[:, 0], direction[:, 1], direction[:, 2]
+    arr = volume.array
+    origin = np.asarray(volume.origin, dtype=float)
+    sx, sy, sz = volume.spacing
+    if np.allclose(np.cross(row, col), -zdir, atol=1e-4):
+        # left-handed (common in NIfTI): DICOM stacks slices along row x column, so write the
+        # slices in reverse order from the far end; the same voxels land in the same LPS places.
+        arr = arr[::-1]
+        origin = origin + zdir * sz * (volume.shape[0] - 1)
+        zdir = -zdir
     if not np.allclose(np.cross(row, col), zdir, atol=1e-4):
         raise VolumeWriteError("the volume's z axis is not row x column (a left-handed or sheared direction); "
                                "DICOM slices are ordered along row x column", path=folder,
-                               hint="flip the volume along z (array[::-1], origin at the last slice) first")
-    sx, sy, sz = volume.spacing
+                               hint="the direction matrix is not a rotation; fix the volume's geometry")
     model = prov.model or "unknown model"
     version = prov.model_version or ""
     desc = series_description or md.series_description or ("ctstudio volume" if not synthetic else "")
@@ -1007,8 +1033,6 @@ def write_dicom_series(volume: Volume, folder, synthetic: bool | None = None, co
     if prov.steps:
         base.ImageComments = "; ".join(prov.steps)[:10240]
 
-    arr = volume.array
-    origin = np.asarray(volume.origin, dtype=float)
     z_step = zdir * sz
 
     def write_slice(args):

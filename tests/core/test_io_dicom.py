@@ -325,3 +325,23 @@ def test_existing_folder_needs_overwrite(tmp_path):
     write_volume(tiny_volume(2), tmp_path / "out", format="dicom", overwrite=True)
     assert np.array_equal(read_volume(tmp_path / "out").array, tiny_volume(2).array)
     assert sorted(os.listdir(tmp_path)) == ["out"]
+
+
+def test_left_handed_volume_lands_in_the_same_lps_places(tmp_path):
+    """NIfTI volumes are often left-handed (z = -(row x column)); DICOM stacks along row x column."""
+    vol = tiny_volume().replace(direction=np.diag([1.0, 1.0, -1.0]), origin=(5.0, -7.0, 40.0))
+    back = read_volume(write_volume(vol, tmp_path / "lh", format="dicom"))
+    assert np.array_equal(back.array, vol.array[::-1])
+    assert np.allclose(back.index_to_lps(0, 0, 0), vol.index_to_lps(vol.shape[0] - 1, 0, 0), atol=1e-4)
+    assert np.allclose(back.index_to_lps(3, 5, 7), vol.index_to_lps(vol.shape[0] - 1 - 3, 5, 7), atol=1e-4)
+
+
+def test_progress_callback_and_cancel(tmp_path):
+    from ctstudio.errors import Cancelled
+
+    write_series(tmp_path / "s", tiny_volume())
+    events = []
+    read_volume(tmp_path / "s", callback=events.append)
+    assert {e["stage"] for e in events} == {"headers", "pixels"} and all(e["n"] == SHAPE[0] for e in events)
+    with pytest.raises(Cancelled):
+        read_volume(tmp_path / "s", cancel=lambda: True)
