@@ -1,0 +1,188 @@
+"""NCSN++-style score network for K adjacent CT slices, and its preconditioned wrapper.
+
+``ScoreUNet`` is the U-Net: Gaussian Fourier embedding of log sigma, residual blocks with the
+embedding added, self-attention at the low resolutions, skip connections from the encoder to the
+decoder. Its input is K adjacent slices in ``[-1, 1]`` as K channels.
+
+``ScoreModel`` wraps it with the preconditioning written out plainly (as in Karras et al. 2022 for the
+VE case): ``D(x, sigma) = c_skip x + c_out F(c_in x, c_noise)``, and exposes
+``score(x, sigma) = (D(x, sigma) - x) / sigma^2``. Training it with denoising score matching and
+``lambda(sigma) = sigma^2`` is exactly the NCSN++/VE-SDE objective; the preconditioning only keeps the
+network's input and target at unit scale, which matters when a model is trained in minutes on a CPU.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from ctstudio.models.layers import Downsample, GaussianFourierProjection, ResBlock, SelfAttention, Upsample, group_norm
+
+
+@dataclass(frozen=True)
+class ScoreUNetConfig:
+    in_channels: int = 2            # K adjacent slices
+    image_size: int = 64
+    base_channels: int = 32
+    channel_mult: tuple[int, ...] = (1, 2, 2, 2)
+    num_res_blocks: int = 1
+    attn_resolutions: tuple[int, ...] = (8,)
+    dropout: float = 0.0
+    fourier_scale: float = 16.0
+    sigma_data: float = 0.5
+
+    @classmethod
+    def paper(cls, k: int = 2) -> "ScoreUNetConfig":
+        """The ASCII paper's 256^2 NCSN++ settings (Song et al. configs/ve), adapted to K channels."""
+        return cls(in_channels=k, image_size=256, base_channels=128, channel_mult=(1, 1, 2, 2, 2, 2, 2),
+                   num_res_blocks=2, attn_resolutions=(16,), dropout=0.0)
+
+    @classmethod
+    def tiny(cls, k: int = 2) -> "ScoreUNetConfig":
+        """Seconds on a CPU: for tests."""
+        return cls(in_channels=k, image_size=16, base_channels=16, channel_mult=(1, 2), num_res_blocks=1,
+                   attn_resolutions=(8,))
+
+    @classmethod
+    def demo(cls, k: int = 2) -> "ScoreUNetConfig":
+        """The bundled demo model: 64^2 slices, trainable on a 2-core CPU in well under an hour."""
+        return cls(in_channels=k, image_size=64, base_channels=32, channel_mult=(1, 2, 2, 2),
+                   num_res_blocks=1, attn_resolutions=(8,))
+
+    def to_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ScoreUNetConfig":
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items() if k in names})
+
+
+class ScoreUNet(nn.Module):
+    """F(x, c_noise): (B, K, H, W) -> (B, K, H, W)."""
+
+    def __init__(self, cfg: ScoreUNetConfig):
+        super().__init__()
+        self.cfg = cfg
+        ch = cfg.base_channels
+        emb = ch * 4
+        self.fourier = GaussianFourierProjection(ch, cfg.fourier_scale)
+        self.emb_mlp = nn.Sequential(nn.Linear(ch, emb), nn.SiLU(), nn.Linear(emb, emb))
+        self.conv_in = nn.Conv2d(cfg.in_channels, ch, 3, padding=1)
+        self.down = nn.ModuleList()
+        skips = [ch]
+        cur = ch
+        res = cfg.image_size
+        for level, mult in enumerate(cfg.channel_mult):
+            out = ch * mult
+            for _ in range(cfg.num_res_blocks):
+                blocks = nn.ModuleList([ResBlock(cur, out, emb, cfg.dropout)])
+                if res in cfg.attn_resolutions:
+                    blocks.append(SelfAttention(out))
+                self.down.append(blocks)
+                cur = out
+                skips.append(cur)
+            if level != len(cfg.channel_mult) - 1:
+                self.down.append(nn.ModuleList([Downsample(cur)]))
+                skips.append(cur)
+                res //= 2
+        self.mid = nn.ModuleList([ResBlock(cur, cur, emb, cfg.dropout), SelfAttention(cur),
+                                  ResBlock(cur, cur, emb, cfg.dropout)])
+        self.up = nn.ModuleList()
+        for level, mult in reversed(list(enumerate(cfg.channel_mult))):
+            out = ch * mult
+            for _ in range(cfg.num_res_blocks + 1):
+                blocks = nn.ModuleList([ResBlock(cur + skips.pop(), out, emb, cfg.dropout)])
+                if res in cfg.attn_resolutions:
+                    blocks.append(SelfAttention(out))
+                self.up.append(blocks)
+                cur = out
+            if level != 0:
+                self.up.append(nn.ModuleList([Upsample(cur)]))
+                res *= 2
+        self.norm_out = group_norm(cur)
+        self.conv_out = nn.Conv2d(cur, cfg.in_channels, 3, padding=1)
+        nn.init.zeros_(self.conv_out.weight)
+        nn.init.zeros_(self.conv_out.bias)
+
+    def forward(self, x: torch.Tensor, c_noise: torch.Tensor) -> torch.Tensor:
+        emb = self.emb_mlp(self.fourier(c_noise))
+        h = self.conv_in(x)
+        hs = [h]
+        for blocks in self.down:
+            for b in blocks:
+                h = b(h, emb) if isinstance(b, ResBlock) else b(h)
+            hs.append(h)
+        for b in self.mid:
+            h = b(h, emb) if isinstance(b, ResBlock) else b(h)
+        for blocks in self.up:
+            if isinstance(blocks[0], Upsample):
+                h = blocks[0](h)
+                continue
+            h = torch.cat([h, hs.pop()], dim=1)
+            for b in blocks:
+                h = b(h, emb) if isinstance(b, ResBlock) else b(h)
+        return self.conv_out(torch.nn.functional.silu(self.norm_out(h)))
+
+
+class ScoreModel(nn.Module):
+    """Preconditioned denoiser ``D(x, sigma)`` around a :class:`ScoreUNet`, with ``score()``.
+
+    ``autocast_bf16``: run the U-Net under CPU bf16 autocast; ``channels_last``: feed it NHWC. Both are off by
+    default: on the 2-core CI CPU (no AVX512-BF16/AMX) bf16 autocast was 6x *slower* and channels_last gave
+    nothing at 64^2; set them where ``bench/sampler_bench.py`` shows them faster.
+    """
+
+    def __init__(self, cfg: ScoreUNetConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.net = ScoreUNet(cfg)
+        self.autocast_bf16 = False
+        self.channels_last = False
+
+    @property
+    def sigma_data(self) -> float:
+        return self.cfg.sigma_data
+
+    def forward(self, x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+        """The denoised estimate of ``x`` at noise level ``sigma`` (shape (B,) or scalar)."""
+        sigma = torch.as_tensor(sigma, dtype=torch.float32, device=x.device).reshape(-1)
+        if sigma.numel() == 1:
+            sigma = sigma.expand(x.shape[0])
+        s = sigma[:, None, None, None]
+        sd = self.cfg.sigma_data
+        c_skip = sd ** 2 / (s ** 2 + sd ** 2)
+        c_out = s * sd / torch.sqrt(s ** 2 + sd ** 2)
+        c_in = 1.0 / torch.sqrt(s ** 2 + sd ** 2)
+        c_noise = torch.log(sigma) / 4.0
+        inp = c_in * x
+        if self.channels_last:
+            inp = inp.contiguous(memory_format=torch.channels_last)
+        if self.autocast_bf16 and x.device.type == "cpu":
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                f = self.net(inp, c_noise)
+            f = f.float()
+        else:
+            f = self.net(inp, c_noise)
+        return c_skip * x + c_out * f.contiguous()
+
+    def score(self, x: torch.Tensor, sigma) -> torch.Tensor:
+        sigma = torch.as_tensor(sigma, dtype=torch.float32, device=x.device).reshape(-1)
+        s = (sigma if sigma.numel() > 1 else sigma.expand(x.shape[0]))[:, None, None, None]
+        return (self(x, sigma) - x) / s ** 2
+
+
+def count_parameters(m: nn.Module) -> int:
+    return sum(p.numel() for p in m.parameters())
+
+
+def _check_size(cfg: ScoreUNetConfig) -> None:
+    f = 2 ** (len(cfg.channel_mult) - 1)
+    if cfg.image_size % f:
+        raise ValueError(f"image size {cfg.image_size} must be divisible by {f}")
+    _ = math  # noqa
