@@ -28,7 +28,7 @@ import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import numpy as np
 
@@ -929,7 +929,6 @@ def write_dicom_series(volume: Volume, folder, synthetic: bool | None = None, co
     Synthetic Data = YES, with a synthetic Series Description and the model in Contributing Equipment.
     Patient identifiers are written only when ``copy_patient`` (a DICOM path, Dataset or dict) is given.
     """
-    import pydicom
     from pydicom.dataset import Dataset, FileMetaDataset
     from pydicom.sequence import Sequence
     from pydicom.uid import ExplicitVRLittleEndian, PYDICOM_IMPLEMENTATION_UID, generate_uid
@@ -1067,14 +1066,4 @@ def write_dicom_series(volume: Volume, folder, synthetic: bool | None = None, co
         if isinstance(exc, (VolumeWriteError, InputError)):
             raise
         raise VolumeWriteError(f"could not write the series ({type(exc).__name__}: {exc})", path=folder) from None
-    _ = pydicom  # imported for its side effect of registering handlers
     return folder
-
-
-def write_dicom_file_list(folder) -> list[Path]:
-    """The files a written series holds, in slice order (helper for tests and tools)."""
-    return sorted(Path(folder).glob("CT*.dcm"))
-
-
-def iter_headers(paths: Iterable) -> list[_Header]:
-    return [_read_header(Path(p)) for p in paths]
