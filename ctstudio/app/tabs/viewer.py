@@ -106,7 +106,7 @@ class Tab(QWidget):
 
     def reset_views(self) -> None:
         if self.stack.currentWidget() is self.compare:
-            self.compare.view_a.reset_view()
+            self.compare.reset_view()
         else:
             self.triplanar.reset_views()
 

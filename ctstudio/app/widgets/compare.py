@@ -9,6 +9,7 @@ resampled onto A's grid when the caller asks (``resample=True``).
 from __future__ import annotations
 
 import numpy as np
+from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QSplitter, QVBoxLayout, QWidget
 
 from ctstudio.app.widgets.display import PLANES, DisplayVolume, difference_array, resample_to
@@ -52,11 +53,59 @@ class CompareView(QWidget):
         self.view_diff = SliceView("axial", self.state, self, bindings=self.bindings, diverging=True, title="A - B")
         for v in (self.view_a, self.view_b, self.view_diff):
             split.addWidget(v)
-        self.view_b.vb.setXLink(self.view_a.vb)
-        self.view_b.vb.setYLink(self.view_a.vb)
-        self.view_diff.vb.setXLink(self.view_a.vb)
-        self.view_diff.vb.setYLink(self.view_a.vb)
+        # zoom/pan sync: same centre and same mm per screen pixel in all three (pyqtgraph's axis
+        # links would fight the locked aspect when the views differ in size, e.g. the colour bar)
+        self._syncing = False
+        self._refit = QTimer(self)
+        self._refit.setSingleShot(True)
+        self._refit.setInterval(0)
+        self._refit.timeout.connect(self._refit_if_auto)
+        for v in (self.view_a, self.view_b, self.view_diff):
+            v.fit_on_resize = False
+            v.resized.connect(self._refit.start)
+            v.vb.sigRangeChanged.connect(lambda vb, _r, _c=None: self._sync_from(vb))
+        self._auto_fit = True
         lay.addWidget(split, 1)
+
+    def reset_view(self) -> None:
+        """Fit the whole image in all three views at one common scale (mm per pixel), centred."""
+        scales = [s for s in (v.fit_scale() for v in self.views.values()) if s]
+        if not scales:
+            return
+        scale = max(scales)
+        rows, cols = self.view_a.display.plane_shape(self.view_a.plane)
+        rmm, cmm = self.view_a.display.pixel_mm(self.view_a.plane)
+        cx, cy = cols * cmm / 2, rows * rmm / 2
+        self._syncing = True
+        try:
+            for v in self.views.values():
+                hw, hh = scale * max(1.0, v.vb.width()) / 2, scale * max(1.0, v.vb.height()) / 2
+                v.vb.setRange(xRange=(cx - hw, cx + hw), yRange=(cy - hh, cy + hh), padding=0)
+        finally:
+            self._syncing = False
+        for v in self.views.values():
+            v._auto_fit = True  # until the user zooms or pans one of them
+
+    def _refit_if_auto(self) -> None:
+        if self.view_a.display is not None and all(v._auto_fit for v in self.views.values()):
+            self.reset_view()
+
+    def _sync_from(self, src) -> None:
+        if self._syncing:
+            return
+        (x0, x1), (y0, y1) = src.viewRange()
+        w = max(1.0, src.width())
+        scale = (x1 - x0) / w  # mm per pixel
+        cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+        self._syncing = True
+        try:
+            for v in (self.view_a, self.view_b, self.view_diff):
+                if v.vb is src:
+                    continue
+                hw, hh = scale * max(1.0, v.vb.width()) / 2, scale * max(1.0, v.vb.height()) / 2
+                v.vb.setRange(xRange=(cx - hw, cx + hw), yRange=(cy - hh, cy + hh), padding=0)
+        finally:
+            self._syncing = False
 
     @property
     def views(self) -> dict[str, SliceView]:
@@ -65,6 +114,7 @@ class CompareView(QWidget):
     def set_plane(self, plane: str) -> None:
         for v in self.views.values():
             v.set_plane(plane)
+        self.reset_view()
         if self.plane_combo.currentText() != plane:
             self.plane_combo.setCurrentText(plane)
 
@@ -94,6 +144,7 @@ class CompareView(QWidget):
         self.view_diff.set_volume(DisplayVolume(a, diff))
         self.view_diff.set_fixed_levels(-self.scale_hu, self.scale_hu)
         self.state.set_shape(disp_a.shape, cursor=self.state.cursor)
+        self.reset_view()
         text = f"A - B: max |diff| {absmax:g} HU, colour scale +-{self.scale_hu:g} HU"
         if how:
             text = f"{how}; {text}"

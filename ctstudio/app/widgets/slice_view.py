@@ -128,6 +128,8 @@ class SliceView(pg.GraphicsLayoutWidget):
     probed = Signal(dict)
     #: the user interacted with this view (scroll, click, drag): its plane name
     activated = Signal(str)
+    #: the widget was resized (CompareView refits its three views together)
+    resized = Signal()
 
     def __init__(self, plane: str = "axial", state: ViewerState | None = None, parent=None,
                  bindings: Bindings | None = None, diverging: bool = False, title: str = "") -> None:
@@ -150,6 +152,8 @@ class SliceView(pg.GraphicsLayoutWidget):
         self.image_data: np.ndarray | None = None  # the 2D array last sent to the screen
         self._fixed_levels: tuple[float, float] | None = None
         self._auto_fit = True
+        #: refit on resize until the user zooms or pans (CompareView turns this off and fits all three itself)
+        self.fit_on_resize = True
 
         self.vb = _SliceViewBox(self)
         self.ci.addItem(self.vb, row=0, col=0)
@@ -244,6 +248,14 @@ class SliceView(pg.GraphicsLayoutWidget):
     def scroll(self, n: int) -> None:
         """Move ``n`` slices through this view's plane (the other views follow the crosshair)."""
         self.state.step(PLANE_SPECS[self.plane].fixed, n)
+
+    def fit_scale(self) -> float | None:
+        """mm per screen pixel that fits the whole image into this view."""
+        if self.display is None:
+            return None
+        rows, cols = self.display.plane_shape(self.plane)
+        rmm, cmm = self.display.pixel_mm(self.plane)
+        return max(cols * cmm / max(1.0, self.vb.width()), rows * rmm / max(1.0, self.vb.height())) * 1.02
 
     def reset_view(self) -> None:
         if self.display is not None:
@@ -419,5 +431,6 @@ class SliceView(pg.GraphicsLayoutWidget):
         super().resizeEvent(ev)
         if hasattr(self, "orient_labels"):  # pyqtgraph calls this from its own __init__
             self._place_labels()
-            if self._auto_fit and self.display is not None:
+            if self._auto_fit and self.fit_on_resize and self.display is not None:
                 self.reset_view()
+            self.resized.emit()

@@ -1,0 +1,107 @@
+"""The 3D view: the VTK pipeline rendered offscreen (EGL), and the real Qt widget under Xvfb."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ctstudio.imaging.phantom import head_phantom
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[1]
+
+
+def _foreground(img: np.ndarray) -> float:
+    """Fraction of pixels clearly brighter than the (dark) background."""
+    bg = np.median(img[:4, :4].reshape(-1, img.shape[-1]), axis=0)
+    return float(np.mean(np.abs(img.astype(int) - bg).sum(-1) > 30))
+
+
+@pytest.fixture(scope="module")
+def small_phantom():
+    return head_phantom(shape=(32, 64, 64), spacing=(3.0, 3.0, 4.5))
+
+
+@pytest.mark.slow
+def test_render_presets_offscreen(small_phantom):
+    from ctstudio.app.widgets.volume3d import PRESETS_3D, render_to_array
+
+    images = {p: render_to_array(small_phantom, p, size=(128, 128), max_dim=64) for p in PRESETS_3D}
+    for name, img in images.items():
+        assert img.shape == (128, 128, 3) and img.dtype == np.uint8
+        assert _foreground(img) > 0.1, f"{name} render is blank"
+    # the presets really differ: soft tissue shows the scalp, bone does not; MIP is grey
+    assert np.abs(images["bone"].astype(int) - images["soft tissue"]).mean() > 3
+    mip = images["mip"].astype(int)
+    assert np.abs(mip[..., 0] - mip[..., 1]).max() <= 2  # greyscale
+    # an all-air volume renders nothing with the bone preset
+    air = small_phantom.with_array(np.full(small_phantom.shape, -1000, np.int16))
+    assert _foreground(render_to_array(air, "bone", size=(128, 128), max_dim=64)) < 0.01
+
+
+def test_render_faces_the_patient(small_phantom):
+    """Anterior view, superior up: a bone marker at the patient's left-superior corner is on the
+    screen's right, top half."""
+    from ctstudio.app.widgets.volume3d import render_to_array
+
+    arr = np.full(small_phantom.shape, -1000, np.int16)
+    # phantom identity direction: index i -> patient left, k -> superior
+    arr[24:30, 28:36, 48:60] = 1500
+    img = render_to_array(small_phantom.with_array(arr), "bone", size=(128, 128), max_dim=64)
+    ys, xs = np.nonzero(np.abs(img.astype(int) - img[0, 0]).sum(-1) > 30)
+    assert xs.size > 0
+    assert xs.mean() > 64 and ys.mean() < 64
+
+
+def _free_display() -> int:
+    for n in range(91, 140):
+        if not Path(f"/tmp/.X11-unix/X{n}").exists() and not Path(f"/tmp/.X{n}-lock").exists():
+            return n
+    raise RuntimeError("no free X display number")
+
+
+@pytest.mark.xvfb
+@pytest.mark.slow
+def test_3d_view_in_a_real_window_under_xvfb(tmp_path, sample_path):
+    xvfb = shutil.which("Xvfb")
+    if xvfb is None:
+        pytest.fail("Xvfb is not installed: ./test.sh installs it (apt-get install xvfb xauth)")
+    n = _free_display()
+    server = subprocess.Popen([xvfb, f":{n}", "-screen", "0", "1280x1024x24", "-nolisten", "tcp"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        t0 = time.time()
+        while not Path(f"/tmp/.X11-unix/X{n}").exists():
+            assert server.poll() is None, "Xvfb exited at start"
+            assert time.time() - t0 < 20, "Xvfb did not start in 20 s"
+            time.sleep(0.1)
+        env = dict(os.environ, DISPLAY=f":{n}", QT_QPA_PLATFORM="xcb")
+        env.pop("VTK_DEFAULT_OPENGL_WINDOW", None)  # the Qt widget needs an X (GLX) window
+        png = tmp_path / "screen.png"
+        res = subprocess.run([sys.executable, str(HERE / "xvfb_app_script.py"), str(sample_path), str(png),
+                              str(tmp_path / "settings.ini"), "bone"], env=env, cwd=ROOT,
+                             capture_output=True, text=True, timeout=180)
+        assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-3000:]
+        info = json.loads(res.stdout.strip().splitlines()[-1])
+        assert info["platform"] == "xcb"
+    finally:
+        server.terminate()
+        server.wait(10)
+    from PIL import Image
+
+    screen = np.asarray(Image.open(png).convert("RGB"))
+    x, y, w, h = info["vtk"]
+    assert w > 100 and h > 100
+    render = screen[y:y + h, x:x + w]
+    assert _foreground(render) > 0.05, "the 3D view is blank"
+    assert render.std() > 10
+    ax, ay, aw, ah = info["axial"]
+    assert _foreground(screen[ay:ay + ah, ax:ax + aw]) > 0.05, "the axial view is blank"
