@@ -25,6 +25,7 @@ from __future__ import annotations
 import datetime as _dt
 import math
 import os
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -233,7 +234,8 @@ def _read_header_pydicom(path: Path, force: bool = False) -> _Header:
     if size == 0:
         raise NotAnImageError("the file is empty (0 bytes)", path=path)
     try:
-        with open(path, "rb") as fh:
+        with open(path, "rb") as fh, warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # a damaged header gives an error below, not a wall of warnings
             ds = pydicom.dcmread(fh, stop_before_pixels=True, force=force)
             pixel_offset = fh.tell()
             head = fh.read(12)
@@ -464,7 +466,13 @@ def _not_dicom(h: _Header) -> bool:
 
 def _single_file_header(path: Path, series_uid: str | None = None) -> _Header:
     force = not looks_like_dicom(path)
-    h = _read_header(path, force=force)
+    try:
+        h = _read_header(path, force=force)
+    except NotAnImageError:
+        if force and path.stat().st_size > 0:  # no DICOM marker and unparseable: just not DICOM
+            raise NotAnImageError("not a DICOM file (and not NIfTI / MHA / NRRD by its name)", path=path,
+                                  hint="give a DICOM file or folder, or a .nii.gz / .mha / .nrrd file") from None
+        raise
     if force and _not_dicom(h):
         raise NotAnImageError("not a DICOM file (and not NIfTI / MHA / NRRD by its name)", path=path,
                               hint="give a DICOM file or folder, or a .nii.gz / .mha / .nrrd file")
@@ -676,8 +684,6 @@ def _decode(h: _Header) -> np.ndarray:
             else:
                 arr = arr & ((1 << h.bits_stored) - 1)
         return arr
-    import warnings
-
     import pydicom
 
     try:

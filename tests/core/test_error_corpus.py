@@ -372,3 +372,32 @@ def test_cli_info_exits_nonzero_with_the_message(tmp_path, capsys, builder, monk
     out, err = capsys.readouterr()
     assert rc == 2 and err.startswith("error: ") and all(w in err for w in words)
     assert "Traceback" not in err + out
+
+
+def test_damaged_dicom_never_escapes_as_a_library_exception(tmp_path):
+    """Cut a valid slice at every few bytes and flip random bytes: every outcome is a Volume or a
+    ctstudio error, never a raw pydicom / numpy / struct exception, and no warnings wall."""
+    import warnings
+
+    f = write_series(tmp_path / "s", tiny_volume(shape=(2, 16, 16)))[0]
+    data = f.read_bytes()
+    target = tmp_path / "t.dcm"
+    rng = np.random.default_rng(0)
+    cuts = [data[:cut] for cut in range(0, len(data), 13)]
+    cases = list(cuts)
+    for _ in range(150):
+        b = bytearray(data)
+        for _ in range(int(rng.integers(1, 6))):
+            b[int(rng.integers(128, len(b) - 512))] = int(rng.integers(0, 256))
+        cases.append(bytes(b))
+    read_back = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a warning that leaks out fails the test
+        for n, blob in enumerate(cases):
+            target.write_bytes(blob)
+            try:
+                read_volume(target)
+                read_back.append(n)
+            except CTStudioError:
+                pass
+    assert not [n for n in read_back if n < len(cuts)]  # every truncated copy is refused
