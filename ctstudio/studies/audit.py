@@ -8,7 +8,8 @@ For every case of both pools the audit measures what could leak the class:
 * geometry: dimensions, spacing;
 * values: quantisation (greatest common divisor of the value steps, share of distinct values),
   HU range, noise floor (Immerkaer's fast noise estimate on the displayed slice);
-* file names: class words ("real", "fake", "synth", "gen", ...) in a path.
+* file names: class words ("real", "fake", "synth", "gen", ...) in a file's (or DICOM folder's)
+  own name (the pool folders are usually named after their class and are not checked).
 
 Each feature is compared between the classes: values that separate the pools completely (disjoint
 sets or non-overlapping ranges) are ``high`` findings; strongly shifted distributions (rank AUC
@@ -114,7 +115,8 @@ def case_features(path: str) -> dict[str, Any]:
         "value_max": int(a.max()),
         "noise_floor": noise_floor(mid),
         "model_in_provenance": vol.provenance.model or "",
-        "class_word_in_name": ",".join(sorted({m.lower() for m in CLASS_WORDS.findall(str(p.relative_to(p.anchor)))})),
+        # the file (or DICOM folder) name only: pools usually sit in folders named after their class
+        "class_word_in_name": ",".join(sorted({m.lower() for m in CLASS_WORDS.findall(p.name)})),
     }
     for k, v in md.items():
         feats[f"meta:{k}"] = str(v)
