@@ -70,6 +70,8 @@ class StarGenerator(nn.Module):
         self.up1 = _up(4 * d, 2 * d)
         self.up2 = _up(2 * d, d)
         self.head = nn.Conv2d(d, 1, 7, 1, 3, bias=False)
+        if residual:  # start at the identity: the kernel difference begins at zero
+            nn.init.zeros_(self.head.weight)
         self.pool = nn.AvgPool2d(2)
         self.feature_channels = 2 * d
 

@@ -53,6 +53,9 @@ class UNet3DGenerator(nn.Module):
                 "block": _Block(2 * widths[i - 1], widths[i - 1]),
             }))
         self.head = nn.Conv3d(widths[0], out_channels, 1)
+        if self.residual:  # start at the identity
+            nn.init.zeros_(self.head.weight)
+            nn.init.zeros_(self.head.bias)
         self.multiple = 2 ** depth
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

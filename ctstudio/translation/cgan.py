@@ -149,10 +149,15 @@ class CGANModel:
             y = self.net(x)
         return model_to_hu(y.squeeze(1).float().cpu().numpy(), self.hu_range)
 
+    def run_volume(self, hu: np.ndarray, overlap: int = 8, batch_size: int = 8, callback=None,
+                   cancel=None) -> np.ndarray:
+        """A whole HU array (z, y, x) through the model by overlapped, blended tiling -> float HU."""
+        return apply_volume(np.asarray(hu, np.float32), self.run_blocks, self.block, overlap, batch_size,
+                            callback, cancel)
+
     def apply(self, volume: Volume, overlap: int = 8, batch_size: int = 8, callback=None, cancel=None) -> Volume:
         """Run the model over a whole volume (the input is the degraded/condition volume) -> Volume in HU."""
-        out = apply_volume(volume.array.astype(np.float32), self.run_blocks, self.block, overlap, batch_size,
-                           callback, cancel)
+        out = self.run_volume(volume.array, overlap, batch_size, callback, cancel)
         prov = dataclasses.replace(
             volume.provenance, model=self.name, model_version=self.version,
             parameters={"task": self.task, "block": self.block, "overlap": overlap,
