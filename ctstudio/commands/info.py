@@ -21,10 +21,7 @@ def run(args) -> int:
     if args.json:
         print(json.dumps(report, indent=2, sort_keys=True, default=str))
         return 0
-    v = report.get("volume")
-    if v is None:  # a DICOM folder whose geometry is too broken to build a volume (duplicates)
-        print(json.dumps({k: report[k] for k in report if k != "volume"}, indent=2, default=str))
-        return 2
+    v = report["volume"]
     z, y, x = v["shape_zyx"]
     sx, sy, sz = v["spacing_xyz_mm"]
     hu = v["hu"]
@@ -48,7 +45,7 @@ def run(args) -> int:
         lines.append(f"missing:   {m['n_missing']} slice(s) between {m['after']} and {m['before']} (gap {m['gap_mm']} mm)")
     for a, b in geo.get("duplicate_positions", []):
         lines.append(f"duplicate: {a} and {b} lie at the same position")
-    for step in v.get("provenance", {}).get("steps", []) if v else []:
+    for step in v.get("provenance", {}).get("steps", []):
         lines.append(f"note:      {step}")
     if report.get("series"):
         lines.append(f"series found ({len(report['series'])}):")

@@ -795,50 +795,60 @@ def read_dicom(path, series_uid: str | None = None, tilt: str = "report", nonuni
         if value not in ("report", "resample"):
             raise InputError(f"{name}= must be 'report' or 'resample', got {value!r}")
     path = Path(path)
-    if path.is_dir():
-        scan = scan_folder(path, workers, callback=callback, cancel=cancel)
-        chosen = _choose_series(scan, series_uid)
-        headers = chosen.headers
-        for h in headers:
-            _check_image_header(h)
-    else:
-        headers = [_single_file_header(path, series_uid)]
-    where = path
-    geo = analyse(headers, where)
+    _, headers = _select(path, series_uid, workers, callback, cancel)
+    return _build(analyse(headers, path), path, tilt, nonuniform, workers, callback, cancel)
+
+
+def _select(path: Path, series_uid, workers, callback=None, cancel=None) -> tuple[Scan | None, list[_Header]]:
+    """The headers of the series to read (checked to describe images), and the folder scan."""
+    if not path.is_dir():
+        return None, [_single_file_header(path, series_uid)]
+    scan = scan_folder(path, workers, callback=callback, cancel=cancel)
+    chosen = _choose_series(scan, series_uid)
+    for h in chosen.headers:
+        _check_image_header(h)
+    return scan, chosen.headers
+
+
+def _spacing_problem(geo: Geometry) -> str:
+    if geo.missing:
+        what = ", ".join(f"{m['n_missing']} between {m['after']} and {m['before']} (gap {m['gap_mm']} mm)"
+                         for m in geo.missing)
+        return f"missing slice(s): {what}; the usual step is {np.median(geo.steps_mm):.4g} mm"
+    if geo.nonuniform:
+        return f"non-uniform slice spacing: steps from {min(geo.steps_mm):.4g} to {max(geo.steps_mm):.4g} mm"
+    return ""
+
+
+def _build(geo: Geometry, where: Path, tilt: str, nonuniform: str, workers, callback=None, cancel=None) -> Volume:
+    """Check the geometry (refusing what the caller wants reported), decode, resample if asked."""
     if geo.duplicates:
         a, b = geo.duplicates[0]
         raise SeriesError(f"{len(geo.duplicates)} duplicate slice position(s), e.g. {a} and {b} lie at the same place",
                           path=where, hint="the folder mixes two acquisitions or copies; keep one file per position")
+    problem = _spacing_problem(geo)
+    if problem and nonuniform == "report":
+        cls = SeriesError if geo.missing and not geo.nonuniform else GeometryError
+        raise cls(problem, path=where, hint="read with nonuniform='resample' (CLI: --resample) to interpolate "
+                                            "onto a uniform grid")
+    if geo.tilted and tilt == "report":
+        gt = geo.headers[0].gantry_tilt
+        raise GeometryError(f"gantry tilt of {geo.tilt_deg:.2f} degrees"
+                            + (f" (GantryDetectorTilt {gt:g})" if gt is not None else "")
+                            + ": the slices are not stacked along their normal", path=where,
+                            hint="read with tilt='resample' (CLI: --resample) to resample onto an axial grid")
     steps: list[str] = []
     array = _load_pixels(geo.headers, workers, callback=callback, cancel=cancel)
-    positions = geo.positions
-    if geo.missing or geo.nonuniform:
-        if geo.missing:
-            what = ", ".join(f"{m['n_missing']} between {m['after']} and {m['before']} (gap {m['gap_mm']} mm)"
-                             for m in geo.missing)
-            msg = f"missing slice(s): {what}; the usual step is {np.median(geo.steps_mm):.4g} mm"
-        else:
-            msg = (f"non-uniform slice spacing: steps from {min(geo.steps_mm):.4g} to {max(geo.steps_mm):.4g} mm")
-        if nonuniform == "report":
-            cls = SeriesError if geo.missing and not geo.nonuniform else GeometryError
-            raise cls(msg, path=where, hint="read with nonuniform='resample' (CLI: --resample) to interpolate "
-                                            "onto a uniform grid")
+    if problem:
         from ctstudio.imaging.resample import resample_z_positions, uniform_positions
 
-        new_pos, dz = uniform_positions(positions, float(np.median(geo.steps_mm)))
-        array = resample_z_positions(array, positions, new_pos)
-        unit = geo.step / np.linalg.norm(geo.step)
-        geo.step = unit * dz
+        new_pos, dz = uniform_positions(geo.positions, float(np.median(geo.steps_mm)))
+        array = resample_z_positions(array, geo.positions, new_pos)
+        geo.step = geo.step / np.linalg.norm(geo.step) * dz
         geo.z_spacing = dz
-        steps.append(f"resampled to uniform {dz:.4g} mm slice spacing ({msg})")
+        steps.append(f"resampled to uniform {dz:.4g} mm slice spacing ({problem})")
     origin = geo.headers[0].position if geo.headers[0].position is not None else np.zeros(3)
     if geo.tilted:
-        if tilt == "report":
-            gt = geo.headers[0].gantry_tilt
-            raise GeometryError(f"gantry tilt of {geo.tilt_deg:.2f} degrees"
-                                + (f" (GantryDetectorTilt {gt:g})" if gt is not None else "")
-                                + ": the slices are not stacked along their normal", path=where,
-                                hint="read with tilt='resample' (CLI: --resample) to resample onto an axial grid")
         from ctstudio.imaging.resample import axial_grid_for_sheared, resample_affine
 
         axes = _tilt_axes(geo)
@@ -857,32 +867,24 @@ def read_dicom(path, series_uid: str | None = None, tilt: str = "report", nonuni
 
 
 def inspect_dicom(path, series_uid: str | None = None, workers: int | None = None,
-                  **_ignored) -> tuple[dict[str, Any], Volume | None]:
-    """Series found, the chosen one's geometry checks, and the volume (resampled if it had to be)."""
+                  **_ignored) -> tuple[dict[str, Any], Volume]:
+    """Series found, the chosen one's geometry checks, and the volume (resampled where it had to be)."""
     path = Path(path)
+    scan, headers = _select(path, series_uid, workers)
     report: dict[str, Any] = {}
-    if path.is_dir():
-        scan = scan_folder(path, workers)
+    if scan is not None:
         report["series"] = [s.to_dict() for s in scan.series]
         report["ignored_files"] = [{"file": f, "reason": r} for f, r in scan.ignored[:20]]
         report["n_ignored_files"] = len(scan.ignored)
-        chosen = _choose_series(scan, series_uid)
-        for h in chosen.headers:
-            _check_image_header(h)
-        headers = chosen.headers
-        report["chosen_series"] = chosen.uid
     else:
-        h = _single_file_header(path, series_uid)
-        headers = [h]
+        h = headers[0]
         report["series"] = [SeriesInfo(h.series_uid, h.modality, h.description, [h]).to_dict()]
-        report["chosen_series"] = h.series_uid
+    report["chosen_series"] = headers[0].series_uid
     geo = analyse(headers, path)
     g = geo.report()
     report["geometry"] = g
-    report["tilt"] = (f"{g['tilt_deg']:.2f} degrees (gantry tilt)" if geo.tilted else "none")
-    if geo.duplicates:
-        report["spacing_uniformity"] = f"{len(geo.duplicates)} duplicate positions"
-    elif geo.missing:
+    report["tilt"] = f"{g['tilt_deg']:.2f} degrees (gantry tilt)" if geo.tilted else "none"
+    if geo.missing:
         report["spacing_uniformity"] = "missing slices: " + ", ".join(
             f"{m['n_missing']} after {m['after']}" for m in geo.missing)
     elif geo.nonuniform:
@@ -891,7 +893,7 @@ def inspect_dicom(path, series_uid: str | None = None, workers: int | None = Non
         report["spacing_uniformity"] = "single slice"
     else:
         report["spacing_uniformity"] = f"uniform ({geo.z_spacing:.4g} mm)"
-    vol = read_dicom(path, series_uid=series_uid, tilt="resample", nonuniform="resample", workers=workers)
+    vol = _build(geo, path, "resample", "resample", workers)  # duplicates still raise: no honest volume
     return report, vol
 
 
