@@ -729,8 +729,8 @@ def _memory_limit() -> int:
         return 16 << 30
 
 
-#: Compressed series at least this long are decoded in worker processes (the decoders hold the GIL).
-PROCESS_DECODE_MIN_FILES = 64
+#: With ``workers >= 2``, compressed series at least this long are decoded in worker processes.
+PROCESS_DECODE_MIN_FILES = 32
 
 
 def _decode_path(path: str, transfer_syntax: str) -> np.ndarray:
@@ -739,12 +739,32 @@ def _decode_path(path: str, transfer_syntax: str) -> np.ndarray:
     return _decode(h)
 
 
+def _decode_in_processes(headers: list[_Header], compressed: list[int], n_proc: int) -> dict[int, np.ndarray]:
+    """Decode the compressed slices in a forkserver pool; on a broken pool, return what is left undone."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
+
+    method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
+    try:
+        with ProcessPoolExecutor(max_workers=n_proc, mp_context=multiprocessing.get_context(method)) as pool:
+            arrays = pool.map(_decode_path, [str(headers[k].path) for k in compressed],
+                              [headers[k].transfer_syntax for k in compressed], chunksize=4)
+            return dict(zip(compressed, arrays))
+    except (BrokenProcessPool, RuntimeError, OSError):
+        return {}  # the pool could not start or broke: decode here instead
+
+
 def _load_pixels(headers: list[_Header], workers: int | None, callback=None, cancel=None) -> np.ndarray:
     """Decode and rescale every slice into one int16 array.
 
-    Uncompressed slices are read sequentially straight into place (numpy.fromfile; the copy is
-    bound by memory bandwidth, and threads measured slower on two cores). Long compressed series
-    are decoded in a process pool (pydicom / openjpeg hold the GIL, so threads do not help).
+    Uncompressed slices are read sequentially straight into place (numpy.fromfile at the offset
+    found in the header pass). Threads measured slower here (GIL-bound parsing, memory-bound
+    copies); compressed slices go through pydicom + pylibjpeg, whose decoders hold the GIL, so the
+    only parallel option is processes: opt in with ``workers >= 2`` (on a busy 2-core machine a
+    process pool measured slower than decoding in place, hence not the default). Like any
+    multiprocessing use, the calling script must guard its top level with
+    ``if __name__ == "__main__":`` (the ``ctstudio`` entry point does).
     """
     h0 = headers[0]
     need = len(headers) * h0.rows * h0.columns * 2
@@ -754,18 +774,10 @@ def _load_pixels(headers: list[_Header], workers: int | None, callback=None, can
                               hint="the header may declare a wrong size, or crop the series first")
     out = np.empty((len(headers), h0.rows, h0.columns), dtype=np.int16)
     compressed = [k for k, h in enumerate(headers) if h.raw_value_offset < 0]
-    n_proc = _workers(workers, len(compressed))
     decoded: dict[int, np.ndarray] = {}
+    n_proc = 1 if workers is None else max(1, min(int(workers), len(compressed)))
     if len(compressed) >= PROCESS_DECODE_MIN_FILES and n_proc > 1:
-        import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor
-
-        ctx = multiprocessing.get_context("forkserver" if "forkserver" in multiprocessing.get_all_start_methods()
-                                          else "spawn")
-        with ProcessPoolExecutor(max_workers=n_proc, mp_context=ctx) as pool:
-            arrays = pool.map(_decode_path, [str(headers[k].path) for k in compressed],
-                              [headers[k].transfer_syntax for k in compressed], chunksize=4)
-            decoded = dict(zip(compressed, arrays))
+        decoded = _decode_in_processes(headers, compressed, n_proc)
     for k, h in enumerate(headers):
         if k % 16 == 0:
             _progress(callback, cancel, "pixels", k, len(headers))
@@ -787,7 +799,8 @@ def read_dicom(path, series_uid: str | None = None, tilt: str = "report", nonuni
 
     ``tilt`` / ``nonuniform``: ``"report"`` raises :class:`GeometryError` (or :class:`SeriesError`
     for missing slices) saying what is wrong; ``"resample"`` resamples onto a regular axial grid
-    and records it in the provenance. ``workers``: decoding processes for long compressed series.
+    and records it in the provenance. ``workers``: >= 2 decodes long compressed series in that many
+    processes (opt-in; see :func:`_load_pixels`).
     ``callback``: called with ``{"stage": "headers"|"pixels", "i": done, "n": total}``; ``cancel``:
     a callable or an Event, checked between files (raises :class:`~ctstudio.errors.Cancelled`).
     """
