@@ -1,0 +1,587 @@
+"""The Study tab: a blinded reader session on screen.
+
+Screens (a QStackedWidget): registration + survey -> tutorial (or "welcome back" when a session
+resumes) -> pair screen or continuity screen -> pause -> end. The screens drive a
+:class:`ctstudio.studies.session.ReaderSession` (no Qt, the same object ``ctstudio study run``
+drives); every answer is committed to the study database before the next trial is shown. The
+next trial's images are prefetched while the reader looks at the current one.
+
+Blinding: the screens show opaque progress ("pair 3 of 10") and the images on the study's display
+grid; no file name, path, token, class or geometry reaches the screen or the window title, and no
+feedback is given. Keys: Left/1 = left image is real, Right/2 = right image is real, P = pause.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from PySide6.QtCore import QEvent, Qt, Signal
+from PySide6.QtWidgets import (QButtonGroup, QCheckBox, QComboBox, QFileDialog, QFormLayout, QGridLayout,
+                               QGroupBox, QHBoxLayout, QLabel, QLineEdit, QPushButton, QRadioButton,
+                               QScrollArea, QSlider, QSpinBox, QStackedWidget, QVBoxLayout, QWidget)
+
+from ctstudio.app.widgets.study_view import StudyView
+from ctstudio.errors import CTStudioError
+from ctstudio.imaging.window import Window, preset
+
+TITLE = "Study"
+ORDER = 50
+
+CERT_CHOICES = ("board-certified", "trainee", "not applicable")
+#: keys of the pair screen: Left/1 = left is real, Right/2 = right is real, P = pause
+PAIR_KEYS = {Qt.Key.Key_Left: "left", Qt.Key.Key_1: "left", Qt.Key.Key_Right: "right", Qt.Key.Key_2: "right",
+             Qt.Key.Key_P: "pause"}
+
+
+def _title(text: str) -> QLabel:
+    lab = QLabel(text)
+    lab.setStyleSheet("font-size: 18px; font-weight: bold;")
+    return lab
+
+
+class RegistrationScreen(QWidget):
+    start_requested = Signal()
+
+    def __init__(self, parent=None) -> None:
+        super().__init__(parent)
+        lay = QVBoxLayout(self)
+        lay.addWidget(_title("Reader study"))
+        intro = QLabel("Choose the study and the database, enter your reader code (a pseudonym, not your "
+                       "name) and answer the short survey. Your answers are saved after every image.")
+        intro.setWordWrap(True)
+        lay.addWidget(intro)
+        form = QFormLayout()
+        self.spec_edit = QLineEdit()
+        self.spec_edit.setPlaceholderText("study spec (.toml)")
+        spec_row = QHBoxLayout()
+        spec_row.addWidget(self.spec_edit)
+        b = QPushButton("Browse...")
+        b.clicked.connect(self._browse_spec)
+        spec_row.addWidget(b)
+        form.addRow("Study spec", spec_row)
+        self.db_edit = QLineEdit()
+        self.db_edit.setPlaceholderText("study database (.db), created when missing")
+        db_row = QHBoxLayout()
+        db_row.addWidget(self.db_edit)
+        b2 = QPushButton("Browse...")
+        b2.clicked.connect(self._browse_db)
+        db_row.addWidget(b2)
+        form.addRow("Database", db_row)
+        self.reader_edit = QLineEdit()
+        self.reader_edit.setPlaceholderText("e.g. R07")
+        form.addRow("Reader code", self.reader_edit)
+        lay.addLayout(form)
+
+        survey = QGroupBox("About you")
+        sf = QFormLayout(survey)
+        self.radiologist = QCheckBox("I am a radiologist")
+        sf.addRow(self.radiologist)
+        self.certification = QComboBox()
+        self.certification.addItems(CERT_CHOICES)
+        sf.addRow("Certification", self.certification)
+        self.specialty = QComboBox()
+        self.specialty.setEditable(True)
+        self.specialty.addItems(["", "neuroradiology", "general radiology", "breast imaging", "other"])
+        sf.addRow("Specialty", self.specialty)
+        self.screening = QCheckBox("I work in screening")
+        sf.addRow(self.screening)
+        self.years = QSpinBox()
+        self.years.setRange(0, 60)
+        sf.addRow("Years of experience", self.years)
+        lay.addWidget(survey)
+        self.message = QLabel("")
+        self.message.setStyleSheet("color: #c0392b;")
+        self.message.setWordWrap(True)
+        lay.addWidget(self.message)
+        self.start_button = QPushButton("Start")
+        self.start_button.setDefault(True)
+        self.start_button.clicked.connect(self.start_requested)
+        lay.addWidget(self.start_button, alignment=Qt.AlignmentFlag.AlignRight)
+        lay.addStretch(1)
+
+    def _browse_spec(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Study spec", "", "Study spec (*.toml);;All files (*)")
+        if path:
+            self.spec_edit.setText(path)
+
+    def _browse_db(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(self, "Study database", "", "SQLite (*.db);;All files (*)",
+                                              options=QFileDialog.Option.DontConfirmOverwrite)
+        if path:
+            self.db_edit.setText(path)
+
+    def survey(self) -> dict:
+        cert = self.certification.currentText()
+        return {
+            "radiologist": self.radiologist.isChecked(),
+            "board_certified": cert == "board-certified",
+            "trainee": cert == "trainee",
+            "specialty": self.specialty.currentText().strip() or None,
+            "screening": self.screening.isChecked(),
+            "years_experience": float(self.years.value()),
+        }
+
+
+class MessageScreen(QWidget):
+    """Tutorial / welcome back / paused / end: a title, a text and one button."""
+
+    clicked = Signal()
+
+    def __init__(self, title: str, button: str, parent=None) -> None:
+        super().__init__(parent)
+        lay = QVBoxLayout(self)
+        lay.addStretch(1)
+        self.title = _title(title)
+        self.title.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        lay.addWidget(self.title)
+        self.text = QLabel("")
+        self.text.setWordWrap(True)
+        self.text.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.text.setMaximumWidth(720)
+        lay.addWidget(self.text, alignment=Qt.AlignmentFlag.AlignCenter)
+        self.button = QPushButton(button)
+        self.button.clicked.connect(self.clicked)
+        lay.addWidget(self.button, alignment=Qt.AlignmentFlag.AlignCenter)
+        lay.addStretch(2)
+
+
+class _WindowChooser(QComboBox):
+    def __init__(self, parent=None) -> None:
+        super().__init__(parent)
+        self.setToolTip("display window (the same for both images)")
+
+    def configure(self, spec) -> None:
+        self.clear()
+        d = spec.display
+        self.addItem(f"{d.window_name} (study default)", (d.window[0], d.window[1], d.window_name))
+        for name in d.allowed_windows:
+            w = preset(name)
+            if (w.lower, w.upper) != tuple(d.window):
+                self.addItem(str(w), (w.lower, w.upper, w.name))
+        self.setVisible(not d.window_locked and self.count() > 1)
+
+    def window(self) -> Window:
+        lo, hi, name = self.currentData()
+        return Window.from_range(lo, hi, name)
+
+
+class PairScreen(QWidget):
+    answered = Signal(str)
+    pause_requested = Signal()
+
+    def __init__(self, parent=None) -> None:
+        super().__init__(parent)
+        lay = QVBoxLayout(self)
+        top = QHBoxLayout()
+        self.progress = QLabel("")
+        self.progress.setStyleSheet("font-size: 16px; font-weight: bold;")
+        top.addWidget(self.progress)
+        top.addStretch(1)
+        top.addWidget(QLabel("Which image is the real CT?"))
+        top.addStretch(1)
+        self.window_box = _WindowChooser()
+        top.addWidget(self.window_box)
+        self.pause_button = QPushButton("Pause (P)")
+        self.pause_button.clicked.connect(self.pause_requested)
+        top.addWidget(self.pause_button)
+        lay.addLayout(top)
+        grid = QGridLayout()
+        self.left = StudyView(name="left")
+        self.right = StudyView(name="right")
+        self.right.link(self.left)
+        self.views = (self.left, self.right)
+        grid.addWidget(self.left, 0, 0)
+        grid.addWidget(self.right, 0, 1)
+        self.left_button = QPushButton("Left is real  (\u2190 or 1)")
+        self.right_button = QPushButton("Right is real  (\u2192 or 2)")
+        for b in (self.left_button, self.right_button):
+            b.setMinimumHeight(40)
+        # the screen keeps the keyboard focus, so the answer keys always reach it
+        for w in (self.left_button, self.right_button, self.pause_button, self.window_box):
+            w.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        self.left_button.clicked.connect(lambda: self.answered.emit("left"))
+        self.right_button.clicked.connect(lambda: self.answered.emit("right"))
+        grid.addWidget(self.left_button, 1, 0)
+        grid.addWidget(self.right_button, 1, 1)
+        lay.addLayout(grid, 1)
+        hint = QLabel("No time limit. Wheel or pinch to zoom, drag to pan (both images move together).")
+        hint.setStyleSheet("color: grey;")
+        lay.addWidget(hint)
+        self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
+        self.window_box.currentIndexChanged.connect(self._window_changed)
+
+    # Answer keys are claimed here (ShortcutOverride) so that window-wide shortcuts of other tabs,
+    # e.g. the viewer's number keys for window presets, never fire while a reader answers.
+    def event(self, ev) -> bool:  # noqa: D102
+        if ev.type() == QEvent.Type.ShortcutOverride and ev.key() in PAIR_KEYS and not ev.modifiers():
+            ev.accept()
+            return True
+        return super().event(ev)
+
+    def keyPressEvent(self, ev) -> None:  # noqa: N802
+        action = PAIR_KEYS.get(ev.key()) if not ev.modifiers() else None
+        if action == "pause":
+            self.pause_requested.emit()
+        elif action:
+            self.answered.emit(action)
+        else:
+            super().keyPressEvent(ev)
+
+    def _window_changed(self) -> None:
+        if self.window_box.count():
+            w = self.window_box.window()
+            for v in self.views:
+                v.set_window(w)
+
+    def show_trial(self, progress: str, images, window: Window, reset_view: bool = True) -> None:
+        self.progress.setText(progress)
+        for v, img in zip(self.views, images):
+            v.set_case(img, window, reset_view=reset_view)
+
+
+class ContinuityScreen(QWidget):
+    answered = Signal()
+    pause_requested = Signal()
+
+    def __init__(self, parent=None) -> None:
+        super().__init__(parent)
+        lay = QHBoxLayout(self)
+        left = QVBoxLayout()
+        top = QHBoxLayout()
+        self.progress = QLabel("")
+        self.progress.setStyleSheet("font-size: 16px; font-weight: bold;")
+        top.addWidget(self.progress)
+        top.addStretch(1)
+        self.window_box = _WindowChooser()
+        top.addWidget(self.window_box)
+        self.pause_button = QPushButton("Pause (P)")
+        self.pause_button.clicked.connect(self.pause_requested)
+        top.addWidget(self.pause_button)
+        left.addLayout(top)
+        self.view = StudyView(name="case")
+        left.addWidget(self.view, 1)
+        self.slider = QSlider(Qt.Orientation.Horizontal)
+        self.slider.valueChanged.connect(self.view.set_index)
+        self.view.slice_changed.connect(self.slider.setValue)
+        left.addWidget(self.slider)
+        hint = QLabel("Scroll: mouse wheel, Up/Down or the slider. Ctrl+wheel zooms, drag pans.")
+        hint.setStyleSheet("color: grey;")
+        left.addWidget(hint)
+        lay.addLayout(left, 3)
+        right = QVBoxLayout()
+        right.addWidget(QLabel("<b>Continuity of each structure</b>"))
+        self.scale_help = QLabel("")
+        self.scale_help.setWordWrap(True)
+        right.addWidget(self.scale_help)
+        self.form_host = QWidget()
+        self.form = QGridLayout(self.form_host)
+        scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setWidget(self.form_host)
+        right.addWidget(scroll, 1)
+        self.comment = QLineEdit()
+        self.comment.setPlaceholderText("optional comment")
+        right.addWidget(self.comment)
+        self.next_button = QPushButton("Next")
+        self.next_button.setEnabled(False)
+        self.next_button.setMinimumHeight(36)
+        self.next_button.clicked.connect(self.answered)
+        right.addWidget(self.next_button)
+        self.missing = QLabel("")
+        self.missing.setStyleSheet("color: grey;")
+        self.missing.setWordWrap(True)
+        right.addWidget(self.missing)
+        lay.addLayout(right, 2)
+        self.groups: dict[str, QButtonGroup] = {}
+        self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
+        self.window_box.currentIndexChanged.connect(
+            lambda: self.view.set_window(self.window_box.window()) if self.window_box.count() else None)
+
+    def event(self, ev) -> bool:  # noqa: D102
+        if ev.type() == QEvent.Type.ShortcutOverride and ev.key() == Qt.Key.Key_P and not ev.modifiers() \
+                and not self.comment.hasFocus():
+            ev.accept()
+            return True
+        return super().event(ev)
+
+    def keyPressEvent(self, ev) -> None:  # noqa: N802
+        if ev.key() == Qt.Key.Key_P and not ev.modifiers():
+            self.pause_requested.emit()
+        else:
+            super().keyPressEvent(ev)
+
+    def configure(self, structures, scale) -> None:
+        while self.form.count():
+            item = self.form.takeAt(0)
+            if item.widget() is not None:
+                item.widget().deleteLater()
+        self.groups = {}
+        self.scale_help.setText("  ".join(f"{i} = {s}" for i, s in enumerate(scale, 1)))
+        for r, s in enumerate(structures):
+            self.form.addWidget(QLabel(s), r, 0)
+            g = QButtonGroup(self)
+            for v in range(1, len(scale) + 1):
+                rb = QRadioButton(str(v))
+                rb.setToolTip(scale[v - 1])
+                g.addButton(rb, v)
+                self.form.addWidget(rb, r, v)
+            g.idClicked.connect(self._update_next)
+            self.groups[s] = g
+
+    def reset_scores(self) -> None:
+        for g in self.groups.values():
+            g.setExclusive(False)
+            for b in g.buttons():
+                b.setChecked(False)
+            g.setExclusive(True)
+        self.comment.clear()
+        self._update_next()
+
+    def scores(self) -> dict[str, int]:
+        return {s: g.checkedId() for s, g in self.groups.items() if g.checkedId() > 0}
+
+    def set_score(self, structure: str, value: int) -> None:
+        self.groups[structure].button(value).click()
+
+    def _update_next(self, *_) -> None:
+        missing = [s for s in self.groups if self.groups[s].checkedId() <= 0]
+        self.next_button.setEnabled(not missing)
+        self.missing.setText("" if not missing else f"still to score: {len(missing)}")
+
+    def show_trial(self, progress: str, images, window: Window) -> None:
+        self.progress.setText(progress)
+        (img,) = images
+        self.view.set_case(img, window)
+        n = self.view.n_slices
+        self.slider.blockSignals(True)
+        self.slider.setRange(0, max(0, n - 1))
+        self.slider.setValue(self.view.index)
+        self.slider.blockSignals(False)
+        self.slider.setVisible(n > 1)
+        self.reset_scores()
+
+
+class Tab(QWidget):
+    """The Study tab (see module doc)."""
+
+    #: a trial is on screen: (question index, milliseconds from the answer to this paint, or -1)
+    trial_shown = Signal(int, float)
+    #: the session ended
+    session_finished = Signal()
+
+    def __init__(self, main_window=None) -> None:
+        super().__init__()
+        self.main_window = main_window
+        self.store = None
+        self.session = None
+        self.spec = None
+        self.last_transition_ms: float | None = None
+        self.transitions_ms: list[float] = []
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(4, 4, 4, 4)
+        self.stack = QStackedWidget()
+        lay.addWidget(self.stack)
+        self.registration = RegistrationScreen()
+        self.tutorial = MessageScreen("Before you start", "Begin")
+        self.paused = MessageScreen("Paused", "Resume")
+        self.end = MessageScreen("Thank you", "Next reader")
+        self.pair = PairScreen()
+        self.continuity = ContinuityScreen()
+        for w in (self.registration, self.tutorial, self.pair, self.continuity, self.paused, self.end):
+            self.stack.addWidget(w)
+        self.registration.start_requested.connect(self.start)
+        self.tutorial.clicked.connect(self.begin)
+        self.paused.clicked.connect(self.resume)
+        self.end.clicked.connect(self.new_reader)
+        self.pair.answered.connect(self.answer_pair)
+        self.pair.pause_requested.connect(self.pause)
+        self.continuity.answered.connect(self.answer_continuity)
+        self.continuity.pause_requested.connect(self.pause)
+        settings = getattr(main_window, "settings", None)
+        if settings is not None:
+            self.registration.spec_edit.setText(str(settings.value("study/last_spec", "") or ""))
+            self.registration.db_edit.setText(str(settings.value("study/last_db", "") or ""))
+
+    # -- helpers ------------------------------------------------------------------------------------
+    def _error(self, title: str, message: str) -> None:
+        self.registration.message.setText(message)
+        if self.main_window is not None and hasattr(self.main_window, "show_error"):
+            self.main_window.show_error(title, message)
+
+    def _status(self, text: str) -> None:
+        if self.main_window is not None and hasattr(self.main_window, "status"):
+            self.main_window.status(text, 5000)
+
+    @property
+    def screen(self) -> QWidget:
+        return self.stack.currentWidget()
+
+    # -- flow -----------------------------------------------------------------------------------------
+    def start(self) -> bool:
+        """Registration -> tutorial (new session) or welcome back (resumed)."""
+        from ctstudio.studies.session import ReaderSession
+        from ctstudio.studies.spec import load_spec
+        from ctstudio.studies.store import Store
+
+        reg = self.registration
+        spec_path, db_path, code = reg.spec_edit.text().strip(), reg.db_edit.text().strip(), reg.reader_edit.text().strip()
+        if not spec_path or not db_path or not code:
+            reg.message.setText("Give the study spec, the database and your reader code.")
+            return False
+        self.close_session()
+        try:
+            self.spec = load_spec(spec_path)
+            if self.store is None or self.store.path != str(Path(db_path)):
+                if self.store is not None:
+                    self.store.close()
+                self.store = Store(db_path)
+            self.session = ReaderSession.open(self.store, self.spec, code, reg.survey())
+        except CTStudioError as exc:
+            self._error("Cannot start the study", str(exc))
+            return False
+        reg.message.setText("")
+        settings = getattr(self.main_window, "settings", None)
+        if settings is not None:
+            settings.setValue("study/last_spec", spec_path)
+            settings.setValue("study/last_db", db_path)
+        s = self.session
+        noun = "pair" if self.spec.kind == "pair" else "case"
+        if s.state == "finished":
+            self._show_end()
+            return True
+        if s.resumed:
+            self.tutorial.title.setText("Welcome back")
+            self.tutorial.text.setText(f"Your session continues where it stopped: {noun} {s.position} of "
+                                       f"{s.n_trials}. Your earlier answers are saved.")
+            self.tutorial.button.setText("Continue")
+        else:
+            self.tutorial.title.setText("Before you start")
+            if self.spec.kind == "pair":
+                text = (f"You will see {s.n_trials} pairs of CT images. In each pair one image is a real CT and "
+                        "the other is synthetic. Choose the one you think is real: click the button under it, or "
+                        "press \u2190 / 1 for the left and \u2192 / 2 for the right image. There is no time limit "
+                        "and no feedback. Zoom with the wheel or a pinch, drag to pan: both images move together. "
+                        "Press P to pause; your answers are saved after every pair.")
+            else:
+                scale = "; ".join(f"{i} = {t}" for i, t in enumerate(self.spec.scale, 1))
+                text = (f"You will see {s.n_trials} CT volumes, some real and some synthetic. Scroll through each "
+                        f"one and score the continuity of each of the {len(self.spec.structures)} structures "
+                        f"({scale}). Every structure needs a score before you can go on; a comment is optional. "
+                        "Press P to pause; your answers are saved after every case.")
+            self.tutorial.text.setText(text)
+            self.tutorial.button.setText("Begin")
+        if self.spec.kind == "pair":
+            self.pair.window_box.configure(self.spec)
+        else:
+            self.continuity.window_box.configure(self.spec)
+            self.continuity.configure(self.spec.structures, self.spec.scale)
+        self.stack.setCurrentWidget(self.tutorial)
+        return True
+
+    def _window(self) -> Window:
+        box = self.pair.window_box if self.spec.kind == "pair" else self.continuity.window_box
+        return box.window() if box.count() else self.session.window
+
+    def _show_current(self, t_answer: float | None = None) -> None:
+        s = self.session
+        trial = s.current
+        if trial is None:
+            self._show_end()
+            return
+        images = s.images(trial)
+        if self.spec.kind == "pair":
+            self.pair.show_trial(s.progress_text(), images, self._window(), reset_view=t_answer is None)
+            self.stack.setCurrentWidget(self.pair)
+            self.pair.setFocus()
+            self.pair.left.repaint()
+            self.pair.right.repaint()
+        else:
+            self.continuity.show_trial(s.progress_text(), images, self._window())
+            self.stack.setCurrentWidget(self.continuity)
+            self.continuity.view.repaint()
+        s.shown()
+        ms = -1.0
+        if t_answer is not None:
+            ms = (time.perf_counter() - t_answer) * 1000.0
+            self.last_transition_ms = ms
+            self.transitions_ms.append(ms)
+        self.trial_shown.emit(int(trial["question_index"]), ms)
+
+    def begin(self) -> None:
+        if self.session is None:
+            return
+        self.session.begin()
+        self._show_current()
+
+    def answer_pair(self, side: str) -> None:
+        s = self.session
+        if s is None or s.state != "trial" or self.stack.currentWidget() is not self.pair:
+            return
+        t0 = time.perf_counter()
+        w = self._window()
+        try:
+            s.answer(choice=side, window={"lower": w.lower, "upper": w.upper, "name": w.name},
+                     zoom=self.pair.left.view_state())
+        except CTStudioError as exc:
+            self._error("Answer not saved", str(exc))
+            return
+        self._show_current(t0)
+
+    def answer_continuity(self) -> None:
+        s = self.session
+        if s is None or s.state != "trial" or self.stack.currentWidget() is not self.continuity:
+            return
+        t0 = time.perf_counter()
+        w = self._window()
+        try:
+            s.answer(scores=self.continuity.scores(), comment=self.continuity.comment.text().strip(),
+                     window={"lower": w.lower, "upper": w.upper, "name": w.name},
+                     zoom=self.continuity.view.view_state())
+        except CTStudioError as exc:
+            self._error("Answer not saved", str(exc))
+            return
+        self._show_current(t0)
+
+    def pause(self) -> None:
+        if self.session is None or self.session.state != "trial":
+            return
+        self.session.pause()
+        noun = "pair" if self.spec.kind == "pair" else "case"
+        self.paused.text.setText(f"Your answers so far are saved. You are at {noun} {self.session.position} of "
+                                 f"{self.session.n_trials}. You can also close the app and resume later "
+                                 "with the same reader code.")
+        self.stack.setCurrentWidget(self.paused)
+
+    def resume(self) -> None:
+        if self.session is None:
+            return
+        self.session.resume()
+        self._show_current()
+
+    def _show_end(self) -> None:
+        s = self.session
+        noun = "pairs" if self.spec.kind == "pair" else "cases"
+        self.end.text.setText(f"You have answered all {s.n_trials} {noun}. Your answers are saved. "
+                              "You may close the app, or hand over to the next reader.")
+        for v in (self.pair.left, self.pair.right, self.continuity.view):
+            v.clear()
+        self.stack.setCurrentWidget(self.end)
+        self._status("study session finished")
+        self.session_finished.emit()
+
+    def new_reader(self) -> None:
+        self.close_session()
+        self.registration.reader_edit.clear()
+        self.stack.setCurrentWidget(self.registration)
+
+    def close_session(self) -> None:
+        if self.session is not None:
+            self.session.close()
+            self.session = None
+
+    def shutdown(self) -> None:
+        self.close_session()
+        if self.store is not None:
+            self.store.close()
+            self.store = None
