@@ -345,3 +345,35 @@ def test_progress_callback_and_cancel(tmp_path):
     assert {e["stage"] for e in events} == {"headers", "pixels"} and all(e["n"] == SHAPE[0] for e in events)
     with pytest.raises(Cancelled):
         read_volume(tmp_path / "s", cancel=lambda: True)
+
+
+def test_reads_a_series_written_by_gdcm_through_simpleitk(tmp_path):
+    """A third-party writer (GDCM), oblique, with slope/intercept stored the scanner way."""
+    vol = tiny_volume().clip_to_12bit().replace(direction=rotation(0, 15, 0), origin=(-20.5, 30.25, 77.0))
+    img = sitk.GetImageFromArray(vol.array)  # GDCM stores (HU - intercept) / slope itself
+    img.SetSpacing(vol.spacing)
+    img.SetOrigin(vol.origin)
+    img.SetDirection(tuple(vol.direction.reshape(-1)))
+    writer = sitk.ImageFileWriter()
+    writer.KeepOriginalImageUIDOn()
+    series_uid = pydicom.uid.generate_uid()
+    d = vol.direction
+    iop = "\\".join(f"{v:.10f}" for v in (*d[:, 0], *d[:, 1]))
+    folder = tmp_path / "gdcm"
+    folder.mkdir()
+    for k in range(vol.shape[0]):
+        sl = img[:, :, k]
+        pos = img.TransformIndexToPhysicalPoint((0, 0, k))
+        for tag, value in (("0008|0060", "CT"), ("0020|000e", series_uid), ("0020|0037", iop),
+                           ("0020|0032", "\\".join(f"{p:.10f}" for p in pos)), ("0020|0013", str(vol.shape[0] - k)),
+                           ("0028|1052", "-1024"), ("0028|1053", "1"), ("0018|0050", "2.0")):
+            sl.SetMetaData(tag, value)
+        writer.SetFileName(str(folder / f"IMG{k:04d}.dcm"))
+        writer.Execute(sl)
+    ds = pydicom.dcmread(folder / "IMG0000.dcm")
+    assert ds.RescaleIntercept == -1024 and ds.pixel_array.min() >= 0  # stored the scanner way
+    back = read_volume(folder)
+    assert np.array_equal(back.array, vol.array)
+    assert np.allclose(back.origin, vol.origin, atol=1e-4)
+    assert np.allclose(back.direction, vol.direction, atol=1e-6)
+    assert np.allclose(back.spacing, vol.spacing, atol=1e-4)
