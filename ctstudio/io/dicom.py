@@ -989,17 +989,22 @@ def write_dicom_series(volume: Volume, folder, synthetic: bool | None = None, co
 
     base = Dataset()
     base.SpecificCharacterSet = "ISO_IR 192"
-    base.ImageType = ["DERIVED", "SECONDARY", "AXIAL"] if synthetic else ["ORIGINAL", "PRIMARY", "AXIAL"]
+    if synthetic:
+        base.ImageType = ["DERIVED", "SECONDARY", "AXIAL"]
+    elif prov.steps and any(not st.startswith("procedural") for st in prov.steps):
+        base.ImageType = ["DERIVED", "PRIMARY", "AXIAL"]  # resampled or clipped since acquisition
+    else:
+        base.ImageType = ["ORIGINAL", "PRIMARY", "AXIAL"]
     base.SOPClassUID = CT_IMAGE_STORAGE
     base.StudyDate = base.SeriesDate = base.ContentDate = date
     base.StudyTime = base.SeriesTime = base.ContentTime = time
     base.AccessionNumber = ""
     base.Modality = "CT"
-    base.Manufacturer = "ctstudio" if synthetic else (md.manufacturer or "")
+    base.Manufacturer = "ctstudio" if synthetic else (md.manufacturer or "")[:64]
     base.ReferringPhysicianName = ""
     base.SeriesDescription = desc
     if not synthetic and md.manufacturer_model:
-        base.ManufacturerModelName = md.manufacturer_model
+        base.ManufacturerModelName = md.manufacturer_model[:64]
     base.PatientName = patient.get("PatientName", "")
     base.PatientID = patient.get("PatientID", "")
     base.PatientBirthDate = patient.get("PatientBirthDate", "")

@@ -377,3 +377,14 @@ def test_reads_a_series_written_by_gdcm_through_simpleitk(tmp_path):
     assert np.allclose(back.origin, vol.origin, atol=1e-4)
     assert np.allclose(back.direction, vol.direction, atol=1e-6)
     assert np.allclose(back.spacing, vol.spacing, atol=1e-4)
+
+
+def test_clipped_export_is_marked_derived(tmp_path):
+    vol = tiny_volume().replace(provenance=Provenance())
+    arr = vol.array.copy()
+    arr[0, 0, 0] = -2000
+    clipped = vol.replace(array=arr).clip_to_12bit()
+    assert clipped.provenance.steps
+    ds = pydicom.dcmread(sorted(write_volume(clipped, tmp_path / "c", format="dicom").glob("*.dcm"))[0])
+    assert list(ds.ImageType)[:2] == ["DERIVED", "PRIMARY"] and "clip" in ds.ImageComments
+    assert "SyntheticData" not in ds
