@@ -81,11 +81,8 @@ class ReaderSession:
         return cls(store, study_id, reader_id, session_id, spec, resumed, prefetch=prefetch)
 
     # -- images -------------------------------------------------------------------------------
-    def _prepare(self, token: str) -> DisplayCase:
-        return prepare(load_case(self.store.case_path(token)), self.spec.display)
-
     def _prepare_guarded(self, token: str) -> DisplayCase:
-        # The prefetch thread has its own connection-free path lookup via the cached case table.
+        # Runs in the prefetch thread: paths come from a map read on the UI thread, never the db.
         return prepare(load_case(self._paths[token]), self.spec.display)
 
     @property
@@ -162,10 +159,11 @@ class ReaderSession:
         return self.shown()
 
     def shown(self) -> dict | None:
-        """Call when the current trial is on screen: starts its response clock, prefetches the next."""
+        """Call when the current trial is on screen: starts its response clock, prefetches the next two."""
         self._shown_at = time.monotonic()
         self._paused_total = 0.0
         self.prefetch(self._pos + 1)
+        self.prefetch(self._pos + 2)  # a head start when a reader answers faster than one load
         return self.current
 
     def pause(self) -> None:
