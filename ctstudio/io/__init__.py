@@ -1,9 +1,19 @@
 """Reading and writing CT volumes. Everything leaves here as a :class:`~ctstudio.volume.Volume` in HU.
 
 ``read_volume(path)`` dispatches on what the path is (a DICOM folder or file, NIfTI, MHA, NRRD);
-``write_volume(volume, path)`` on the extension. Errors are :mod:`ctstudio.errors` classes.
+``write_volume(volume, path)`` on the extension or ``format=`` (``"dicom"`` writes a series folder).
+``inspect_path(path)`` is what ``ctstudio info`` prints; ``list_series(folder)`` lists the DICOM
+series in a folder. Errors are :mod:`ctstudio.errors` classes.
 """
 
-from ctstudio.io.api import read_volume, write_volume
+from ctstudio.io.api import inspect_path, read_volume, write_volume
 
-__all__ = ["read_volume", "write_volume"]
+
+def list_series(folder, workers=None):
+    """The DICOM series under ``folder`` (UID, modality, description, number of files), largest first."""
+    from ctstudio.io.dicom import list_series as _list
+
+    return _list(folder, workers)
+
+
+__all__ = ["inspect_path", "list_series", "read_volume", "write_volume"]
