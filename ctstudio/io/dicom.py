@@ -379,9 +379,26 @@ class Scan:
     ignored: list[tuple[str, str]]  # (file, reason)
 
 
+#: A folder holding more files than this is not a DICOM series folder (e.g. someone's home folder).
+MAX_FOLDER_FILES = 50_000
+
+
+def _looks_like_raw_dataset(path: Path) -> bool:
+    """A DICOM dataset without the 128-byte preamble starts with a group 0002 or 0008 tag."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(4)
+    except OSError:
+        return True  # let the header reader raise the proper error
+    return len(head) == 4 and head[:2] in (b"\x02\x00", b"\x08\x00")
+
+
 def _iter_files(folder: Path) -> list[Path]:
     out = []
     for root, dirs, files in os.walk(folder):
+        if len(out) > MAX_FOLDER_FILES:
+            raise InputError(f"the folder holds more than {MAX_FOLDER_FILES} files; that is not one DICOM series",
+                             path=folder, hint="point at the folder of the series itself")
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
         for name in sorted(files):
             if name.startswith(".") or name.upper() == "DICOMDIR":
@@ -426,6 +443,8 @@ def scan_folder(folder, workers: int | None = None, callback=None, cancel=None) 
 
     def one(p: Path):
         force = not looks_like_dicom(p)
+        if force and not _looks_like_raw_dataset(p):
+            return None, (str(p), "not DICOM")
         try:
             h = _read_header(p, force=force)
         except VolumeReadError as exc:
@@ -466,6 +485,9 @@ def _not_dicom(h: _Header) -> bool:
 
 def _single_file_header(path: Path, series_uid: str | None = None) -> _Header:
     force = not looks_like_dicom(path)
+    if force and path.stat().st_size > 0 and not _looks_like_raw_dataset(path):
+        raise NotAnImageError("not a DICOM file (and not NIfTI / MHA / NRRD by its name)", path=path,
+                              hint="give a DICOM file or folder, or a .nii.gz / .mha / .nrrd file")
     try:
         h = _read_header(path, force=force)
     except NotAnImageError:

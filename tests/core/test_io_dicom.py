@@ -388,3 +388,15 @@ def test_clipped_export_is_marked_derived(tmp_path):
     ds = pydicom.dcmread(sorted(write_volume(clipped, tmp_path / "c", format="dicom").glob("*.dcm"))[0])
     assert list(ds.ImageType)[:2] == ["DERIVED", "PRIMARY"] and "clip" in ds.ImageComments
     assert "SyntheticData" not in ds
+
+
+def test_files_without_preamble_are_read_and_other_files_in_the_folder_ignored(tmp_path):
+    vol = tiny_volume()
+    files = write_series(tmp_path / "s", vol)
+    for f in files:  # old-style files: no 128-byte preamble, no 'DICM'
+        f.write_bytes(f.read_bytes()[132:])
+    (tmp_path / "s" / "README.txt").write_text("scanned 2019\n")
+    (tmp_path / "s" / "thumbs.db").write_bytes(bytes(range(256)) * 40)
+    assert np.array_equal(read_volume(tmp_path / "s").array, vol.array)
+    report = inspect_path(tmp_path / "s")
+    assert report["n_ignored_files"] == 2
