@@ -34,6 +34,8 @@ def add_arguments(p) -> None:
     g = p.add_argument_group("FID")
     g.add_argument("--fid-windows", default="12-bit,ascii-brain", metavar="LIST",
                    help="window presets the slices are shown through (default: 12-bit,ascii-brain)")
+    g.add_argument("--fid-orientations", default="axial,coronal,sagittal", metavar="LIST",
+                   help="FID-Ax / FID-Cor / FID-Sag: which of axial,coronal,sagittal (default all three)")
     g.add_argument("--fid-slices", type=int, default=1, metavar="N",
                    help="central slices per volume and orientation (default 1: the mid slice)")
     g.add_argument("--fid-step", type=int, default=1, metavar="K", help="spacing of those slices (default 1)")
@@ -138,6 +140,7 @@ def run(args) -> int:
     cv_range = parse_range(args.cv_range)
     opts = EvalOptions(
         fid_windows=tuple(w.strip() for w in args.fid_windows.split(",") if w.strip()),
+        fid_orientations=tuple(o.strip().lower() for o in args.fid_orientations.split(",") if o.strip()),
         fid_slices=args.fid_slices, fid_step=args.fid_step,
         paired_range=parse_range(args.hu_range),
         mmd_batch=args.mmd_batch, mmd_batches=args.mmd_batches, mmd_kernel=args.mmd_kernel,
@@ -150,6 +153,12 @@ def run(args) -> int:
 
     for w in opts.fid_windows:
         preset(w)  # a clear error for an unknown window before any work
+    from ctstudio.errors import InputError
+    from ctstudio.metrics.fid import AXES
+
+    bad = [o for o in opts.fid_orientations if o not in AXES]
+    if bad or not opts.fid_orientations:
+        raise InputError(f"unknown FID orientation(s) {bad}; choose from {', '.join(AXES)}")
     real = load_volumes(args.real, "real")
     fake = load_volumes(args.fake, "generated")
     progress = _Progress()

@@ -292,6 +292,12 @@ def fid_axcorsag(
     Takes the mid slice (or ``slices_per_volume`` central slices ``step`` apart) of every volume.
     Returns ``{"fid": {window: {orientation: value}}, "n_real": .., "n_fake": .., "details": [...]}``.
     """
+    for name, vols in (("real", real), ("generated", fake)):
+        n = len(volume_slices(vols, orientations[0], slices_per_volume, step)) if vols else 0
+        if n < 2:
+            raise InputError(f"FID needs at least 2 images in the {name} set, got {n} "
+                             f"({len(vols)} volumes x {slices_per_volume} slices)",
+                             hint="give more volumes, or take more slices per volume (--fid-slices)")
     model = load_inception()
     results: dict[str, dict[str, float]] = {}
     details = []

@@ -25,6 +25,7 @@ DEFAULT_METRICS = ("fid", "msssim", "mmd", "psnr", "ssim", "cv", "moments")
 @dataclass
 class EvalOptions:
     fid_windows: tuple[str, ...] = ("12-bit", "ascii-brain")
+    fid_orientations: tuple[str, ...] = ("axial", "coronal", "sagittal")
     fid_slices: int = 1
     fid_step: int = 1
     fid_batch: int = 8
@@ -128,7 +129,8 @@ def run_metrics(
         if name == "fid":
             from ctstudio.metrics.fid import fid_axcorsag
 
-            attempt("fid", lambda: fid_axcorsag(ra, fa, opts.fid_windows, slices_per_volume=opts.fid_slices,
+            attempt("fid", lambda: fid_axcorsag(ra, fa, opts.fid_windows, opts.fid_orientations,
+                                                slices_per_volume=opts.fid_slices,
                                                 step=opts.fid_step, batch_size=opts.fid_batch,
                                                 callback=callback, cancel=cancel))
         elif name == "msssim":
