@@ -12,7 +12,7 @@ from PySide6.QtGui import QDropEvent, QMouseEvent
 
 from ctstudio.app.widgets.display import PLANE_SPECS
 from ctstudio.imaging import phantom as ph
-from ctstudio.imaging.window import PRESETS
+from ctstudio.imaging.window import PRESETS, apply_window
 from tests.app.conftest import open_and_wait, wait_error
 
 SHARED_VOLUMES = [
@@ -138,7 +138,7 @@ def test_click_in_one_view_moves_the_other_two(qtbot, phantom_in_window):
     assert np.array_equal(views["sagittal"].image_data, d.plane_image("sagittal", 100))
     # and their crosshair lines pass through the clicked voxel
     x, y = views["coronal"].screen_pos_of(target)
-    assert views["coronal"].vline.value() == pytest.approx(x) and views["coronal"].hline.value() == pytest.approx(y)
+    assert views["coronal"].crosshair_pos() == pytest.approx((x, y))
     # a click in the sagittal view moves the axial slice
     qtbot.mouseClick(views["sagittal"].viewport(), Qt.MouseButton.LeftButton,
                      pos=viewport_point(views["sagittal"], (12, 50, 100)))
@@ -159,6 +159,7 @@ def test_drag_moves_crosshair_and_right_drag_changes_window(qtbot, phantom_in_wi
     assert after.width > before.width  # drag right: wider
     assert after.level < before.level  # drag down: lower level
     assert view.levels == (after.lower, after.upper)
+    assert np.array_equal(view.displayed_grey(), apply_window(view.image_data, after))
 
 
 def test_window_drag_button_is_configurable(qtbot, main_window, settings):
@@ -204,7 +205,8 @@ def test_presets_set_exactly_their_levels(qtbot, phantom_in_window):
         assert v.state.window == w
         for view in v.views.values():
             assert view.levels == (w.lower, w.upper)
-            assert tuple(view.image.levels) == (w.lower, w.upper)
+            # what is on screen is exactly the one window function applied to the slice
+            assert np.array_equal(view.displayed_grey(), apply_window(view.image_data, w))
         assert f"L{w.level:g} W{w.width:g}" in v.views["axial"].overlay_text()
         assert (v.window_bar.level.value(), v.window_bar.width_box.value()) == (w.level, w.width)
     # the values, spelled out
@@ -254,7 +256,7 @@ def test_hu_probe_reads_known_voxel_of_phantom(qtbot, phantom_in_window):
         assert info["hu"] == hu
         assert info["index_kji"] == (kk, jj, ii)
         assert np.allclose(info["lps_mm"], vol.index_to_lps(kk, jj, ii))
-        assert f"{hu} HU" in view.probe_label.text() and f"k {kk}, j {jj}, i {ii}" in view.probe_label.text()
+        assert f"{hu} HU" in view.probe_text() and f"k {kk}, j {jj}, i {ii}" in view.probe_text()
         assert f"{hu} HU" in mw.probe_label.text()  # the status bar shows it too
         view.probed.disconnect(got.append)
 

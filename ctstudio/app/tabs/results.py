@@ -82,6 +82,9 @@ class Tab(QWidget):
         scroll.setWidgetResizable(True)
         scroll.setWidget(self.plots_host)
         split.addWidget(scroll)
+        split.setStretchFactor(0, 1)
+        split.setStretchFactor(1, 1)
+        scroll.setMinimumHeight(360)
         lay.addWidget(split, 1)
         self.plot_labels: list[QLabel] = []
         settings = getattr(main_window, "settings", None)

@@ -491,14 +491,15 @@ class Tab(QWidget):
             return
         images = s.images(trial)
         if self.spec.kind == "pair":
-            self.pair.show_trial(s.progress_text(), images, self._window(), reset_view=t_answer is None)
             self.stack.setCurrentWidget(self.pair)
+            self.pair.show_trial(s.progress_text(), images, self._window(), reset_view=t_answer is None)
             self.pair.setFocus()
             self.pair.left.repaint()
             self.pair.right.repaint()
         else:
-            self.continuity.show_trial(s.progress_text(), images, self._window())
             self.stack.setCurrentWidget(self.continuity)
+            self.continuity.show_trial(s.progress_text(), images, self._window())
+            self.continuity.setFocus()
             self.continuity.view.repaint()
         s.shown()
         ms = -1.0

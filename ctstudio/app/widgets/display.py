@@ -120,19 +120,23 @@ class DisplayVolume:
         """
         spec = PLANE_SPECS[plane]
         index = int(np.clip(index, 0, self.shape[spec.fixed] - 1))
+        def sl(a, b):  # basic slicing: a view, no copy
+            key = [slice(None)] * 3
+            key[spec.fixed] = slice(a, b) if b is not None else a
+            return self.array[tuple(key)]
+
         if slab == "none" or thickness_mm <= 0:
-            img = np.take(self.array, index, axis=spec.fixed)
+            img = sl(index, None)
         else:
             lo, hi = self.slab_range(plane, index, thickness_mm)
-            block = np.take(self.array, np.arange(lo, hi), axis=spec.fixed) if hi - lo > 1 else None
-            if block is None:
-                img = np.take(self.array, index, axis=spec.fixed)
+            if hi - lo <= 1:
+                img = sl(index, None)
             elif slab == "mip":
-                img = block.max(axis=spec.fixed)
+                img = sl(lo, hi).max(axis=spec.fixed)
             elif slab == "minip":
-                img = block.min(axis=spec.fixed)
+                img = sl(lo, hi).min(axis=spec.fixed)
             elif slab == "mean":
-                img = block.mean(axis=spec.fixed, dtype=np.float32)
+                img = sl(lo, hi).mean(axis=spec.fixed, dtype=np.float32)
             else:
                 raise ValueError(f"unknown slab mode {slab!r}; use one of {SLAB_MODES}")
         # remaining axes are in canonical order; rows are the lower canonical axis in every plane

@@ -22,11 +22,12 @@ from dataclasses import dataclass
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QRectF, Qt, Signal
-from PySide6.QtWidgets import QLabel
+from PySide6.QtCore import QPointF, QRectF, Qt, Signal
+from PySide6.QtGui import QColor, QFont, QImage, QPen
 
 from ctstudio.app.widgets.display import PLANE_SPECS, DisplayVolume
 from ctstudio.app.widgets.state import ViewerState
+from ctstudio.imaging.window import apply_window
 from ctstudio.volume import Volume
 
 #: Plane colours (3D Slicer's convention): the crosshair line that marks a plane has its colour.
@@ -113,12 +114,72 @@ class _SliceViewBox(pg.ViewBox):
             self.owner.scroll(1 if delta > 0 else -1)
 
 
-def _overlay_label(parent, align=Qt.AlignmentFlag.AlignLeft) -> QLabel:
-    lab = QLabel(parent)
-    lab.setAttribute(Qt.WidgetAttribute.WA_TransparentForMouseEvents)
-    lab.setStyleSheet("color: #e8e8e8; background: rgba(0, 0, 0, 150); font-size: 11px;")
-    lab.setAlignment(align)
-    return lab
+_LUTS: dict[tuple[float, float], np.ndarray] = {}
+
+
+def window_lut(window) -> np.ndarray:
+    """Opaque RGB32 grey pixel (0xFFgggggg) of every int16 HU value, indexed by the value's bits read
+    as uint16. The grey level g is the one window function's (:func:`apply_window`) uint8 output."""
+    key = (float(window.lower), float(window.upper))
+    lut = _LUTS.get(key)
+    if lut is None:
+        hu = np.arange(65536, dtype=np.uint32).astype(np.uint16).view(np.int16)
+        g = apply_window(hu, window).astype(np.uint32)
+        lut = np.uint32(0xFF000000) | (g << 16) | (g << 8) | g
+        if len(_LUTS) > 16:
+            _LUTS.clear()
+        _LUTS[key] = lut
+    return lut
+
+
+class _ImageItem(pg.ImageItem):
+    """ImageItem with a direct path for windowed int16 slices, and an RGB32 paint cache.
+
+    * :meth:`set_rgb32`: a (h, w) uint32 array of opaque RGB32 pixels becomes the QImage as is
+      (no pyqtgraph rescaling, no format conversion);
+    * otherwise pyqtgraph renders (levels, colour maps) and its QImage is converted once to RGB32:
+      pyqtgraph's ARGB32 / Grayscale8 images are otherwise converted by QPainter on *every* paint.
+
+    Measured in bench/viewer_bench.py.
+    """
+
+    _src = None
+    _rgb32 = None
+    _buffer = None
+
+    def set_rgb32(self, pixels: np.ndarray) -> None:
+        h, w = pixels.shape
+        changed = self.image is None or self.image.shape[:2] != (h, w)
+        self._buffer = np.ascontiguousarray(pixels, dtype=np.uint32)
+        img = QImage(self._buffer.data, w, h, 4 * w, QImage.Format.Format_RGB32)
+        self.image = self._buffer
+        self.qimage = img
+        self._src = img
+        self._rgb32 = img
+        self._renderRequired = False
+        self._unrenderable = False
+        if changed:
+            self.prepareGeometryChange()
+            self.informViewBoundsChanged()
+            self.sigImageChanged.emit()
+        self.update()
+
+    def setImage(self, image=None, autoLevels=None, **kargs):  # noqa: N802 (pyqtgraph API)
+        self._buffer = None
+        super().setImage(image, autoLevels=autoLevels, **kargs)
+
+    def paint(self, painter, *args) -> None:
+        if self.image is None:
+            return
+        if self._renderRequired:
+            self.render()
+            if self._unrenderable:
+                return
+        if self.qimage is not self._src:
+            self._src = self.qimage
+            self._rgb32 = self.qimage.convertToFormat(QImage.Format.Format_RGB32)
+        h, w = self.image.shape[:2]
+        painter.drawImage(QRectF(0, 0, w, h), self._rgb32)
 
 
 class SliceView(pg.GraphicsLayoutWidget):
@@ -158,7 +219,7 @@ class SliceView(pg.GraphicsLayoutWidget):
         self.vb = _SliceViewBox(self)
         self.ci.addItem(self.vb, row=0, col=0)
         self.ci.layout.setContentsMargins(0, 0, 0, 0)
-        self.image = pg.ImageItem(axisOrder="row-major")
+        self.image = _ImageItem(axisOrder="row-major")
         self.vb.addItem(self.image)
         self.colorbar = None
         if diverging:
@@ -168,20 +229,17 @@ class SliceView(pg.GraphicsLayoutWidget):
                                             label="A - B (HU)", width=14)
             self.colorbar.setImageItem(self.image)
             self.ci.addItem(self.colorbar, row=0, col=1)
-        self.vline = pg.InfiniteLine(angle=90, movable=False)
-        self.hline = pg.InfiniteLine(angle=0, movable=False)
-        spec = PLANE_SPECS[plane]
-        self.vline.setPen(pg.mkPen(PLANE_COLOURS[_AXIS_PLANE[spec.cols]], width=1))
-        self.hline.setPen(pg.mkPen(PLANE_COLOURS[_AXIS_PLANE[spec.rows]], width=1))
-        for line in (self.vline, self.hline):
-            line.setZValue(10)
-            self.vb.addItem(line, ignoreBounds=True)
-
-        self.info_label = _overlay_label(self)
-        self.probe_label = _overlay_label(self)
-        self.orient_labels = {k: _overlay_label(self, Qt.AlignmentFlag.AlignCenter) for k in ("left", "right", "top", "bottom")}
-        for lab in self.orient_labels.values():
-            lab.setStyleSheet("color: #ffd24a; background: transparent; font-size: 13px; font-weight: bold;")
+        # crosshair and overlay texts are painted in drawForeground (plain QPainter calls on the
+        # viewport): child QLabels and pyqtgraph InfiniteLines cost more per repaint than the image
+        self._crosshair: tuple[float, float] | None = None  # view coordinates (mm)
+        self._info_text = ""
+        self._probe_text = ""
+        self._orient = dict(zip(("left", "right", "top", "bottom"), PLANE_SPECS[plane].labels))
+        self._font = QFont()
+        self._font.setPixelSize(11)
+        self._font_bold = QFont()
+        self._font_bold.setPixelSize(13)
+        self._font_bold.setBold(True)
         self._set_orientation_labels()
 
         self.state.cursorChanged.connect(self._on_cursor)
@@ -212,9 +270,6 @@ class SliceView(pg.GraphicsLayoutWidget):
         if plane not in PLANE_SPECS:
             raise ValueError(f"plane must be one of {tuple(PLANE_SPECS)}, got {plane!r}")
         self.plane = plane
-        spec = PLANE_SPECS[plane]
-        self.vline.setPen(pg.mkPen(PLANE_COLOURS[_AXIS_PLANE[spec.cols]], width=1))
-        self.hline.setPen(pg.mkPen(PLANE_COLOURS[_AXIS_PLANE[spec.rows]], width=1))
         self._set_orientation_labels()
         self._shown = None
         self._geom = None
@@ -227,7 +282,10 @@ class SliceView(pg.GraphicsLayoutWidget):
         self._fixed_levels = (float(lower), float(upper))
         if self.colorbar is not None:
             self.colorbar.setLevels((lower, upper))
-        self.image.setLevels(self._fixed_levels)
+        if self.image_data is not None:
+            self._push_image()
+        else:
+            self.image.setLevels(self._fixed_levels)
         self._update_overlay()
 
     @property
@@ -303,22 +361,39 @@ class SliceView(pg.GraphicsLayoutWidget):
             mode, thick = self.state.slab
             data = self.display.plane_image(self.plane, key[0], mode, thick)
             self.image_data = data
-            self.image.setImage(data, levels=self.levels, autoLevels=False)
+            self._push_image()
             geom = (data.shape, self.display.pixel_mm(self.plane))
             if geom != self._geom:
                 rmm, cmm = geom[1]
                 self.image.setRect(QRectF(0, 0, data.shape[1] * cmm, data.shape[0] * rmm))
                 self._geom = geom
             self._shown = key
-        x, y = self.screen_pos_of(cursor)
-        self.vline.setPos(x)
-        self.hline.setPos(y)
+        self._crosshair = self.screen_pos_of(cursor)
+        self.viewport().update()
         self._update_overlay()
 
     def _on_window(self, window) -> None:
-        if self._fixed_levels is None and self.display is not None:
-            self.image.setLevels((window.lower, window.upper))
+        if self._fixed_levels is None and self.display is not None and self.image_data is not None:
+            self._push_image()
         self._update_overlay()
+
+    def _push_image(self) -> None:
+        """Send ``image_data`` to the screen under the current window.
+
+        int16 slices go through a 65536-entry grey lookup table built by the one window function
+        (:func:`ctstudio.imaging.window.apply_window`) and indexed by the slice's bits, one numpy pass
+        to uint8 that pyqtgraph shows without further scaling; floats (mean slab) and difference maps
+        go through pyqtgraph's levels (and colour map)."""
+        data = self.image_data
+        if data.dtype == np.int16 and self._fixed_levels is None and not self.diverging:
+            self.image.set_rgb32(np.take(window_lut(self.state.window), data.view(np.uint16)))
+        else:  # pyqtgraph rescales contiguous data much faster (measured)
+            self.image.setImage(np.ascontiguousarray(data), levels=self.levels, autoLevels=False)
+
+    def displayed_grey(self) -> np.ndarray | None:
+        """The uint8 grey levels on screen (int16 slices; None for colour-mapped or float images)."""
+        buf = self.image._buffer
+        return None if buf is None else (buf & 0xFF).astype(np.uint8)
 
     def _on_slab(self, mode, thickness) -> None:
         self.refresh()
@@ -356,8 +431,8 @@ class SliceView(pg.GraphicsLayoutWidget):
         text = f"{'A-B ' if self.diverging else ''}{hu_txt} HU   [k {k}, j {j}, i {i}]   ({x:.1f}, {y:.1f}, {z:.1f}) mm LPS"
         if "slab_value" in info:
             text += f"   slab {info['slab_value']:.0f}"
-        self.probe_label.setText(text)
-        self._place_labels()
+        self._probe_text = text
+        self.viewport().update()
 
     def keyPressEvent(self, ev) -> None:  # noqa: N802
         key = ev.key()
@@ -379,21 +454,29 @@ class SliceView(pg.GraphicsLayoutWidget):
 
     # -- overlay ----------------------------------------------------------------------------------
     def _set_orientation_labels(self) -> None:
-        left, right, top, bottom = PLANE_SPECS[self.plane].labels
-        for k, t in zip(("left", "right", "top", "bottom"), (left, right, top, bottom)):
-            self.orient_labels[k].setText(t)
-        self._place_labels()
+        self._orient = dict(zip(("left", "right", "top", "bottom"), PLANE_SPECS[self.plane].labels))
+        self.viewport().update()
 
     def orientation_labels(self) -> dict[str, str]:
-        return {k: lab.text() for k, lab in self.orient_labels.items()}
+        """The R/L/A/P/S/I letters painted at the left, right, top and bottom edges."""
+        return dict(self._orient)
 
     def overlay_text(self) -> str:
-        return self.info_label.text()
+        """The top-left overlay: plane, slice index, window (or difference scale), slab."""
+        return self._info_text
+
+    def probe_text(self) -> str:
+        """The bottom-left overlay: the HU probe under the mouse."""
+        return self._probe_text
+
+    def crosshair_pos(self) -> tuple[float, float] | None:
+        """Where the crosshair lines cross, in view coordinates (mm)."""
+        return self._crosshair
 
     def _update_overlay(self) -> None:
         name = self.title or self.plane.capitalize()
         if self.display is None:
-            self.info_label.setText(name)
+            text = name
         else:
             parts = [f"{name}  {self.slice_index + 1}/{self.n_slices}"]
             if self._fixed_levels is not None:
@@ -408,29 +491,47 @@ class SliceView(pg.GraphicsLayoutWidget):
                 parts.append(f"{mode.upper()} {thick:g} mm ({hi - lo} sl)")
             if self.display.oblique:
                 parts.append("oblique: labels approximate")
-            self.info_label.setText("   ".join(parts))
-        self.info_label.setStyleSheet(f"color: {PLANE_COLOURS[self.plane]}; background: rgba(0, 0, 0, 150); font-size: 11px;")
-        self._place_labels()
+            text = "   ".join(parts)
+        if text != self._info_text:
+            self._info_text = text
+            self.viewport().update()
 
-    def _place_labels(self) -> None:
-        w, h = self.width(), self.height()
-        cb = 70 if self.colorbar is not None else 0
-        self.info_label.adjustSize()
-        self.info_label.move(6, 4)
-        self.probe_label.adjustSize()
-        self.probe_label.move(6, h - self.probe_label.height() - 4)
-        ol = self.orient_labels
-        for lab in ol.values():
-            lab.adjustSize()
-        ol["left"].move(4, (h - ol["left"].height()) // 2)
-        ol["right"].move(w - cb - ol["right"].width() - 4, (h - ol["right"].height()) // 2)
-        ol["top"].move((w - cb - ol["top"].width()) // 2, 20)
-        ol["bottom"].move((w - cb - ol["bottom"].width()) // 2, h - ol["bottom"].height() - 20)
+    def drawForeground(self, painter, rect) -> None:  # noqa: N802 (Qt override)
+        """Crosshair, orientation letters and overlay texts, in viewport pixels."""
+        painter.save()
+        painter.resetTransform()
+        w, h = self.viewport().width(), self.viewport().height()
+        if self._crosshair is not None and self.display is not None:
+            spec = PLANE_SPECS[self.plane]
+            p = self.mapFromScene(self.vb.mapViewToScene(QPointF(*self._crosshair)))
+            vb_rect = self.mapFromScene(self.vb.sceneBoundingRect()).boundingRect()
+            painter.setPen(QPen(QColor(PLANE_COLOURS[_AXIS_PLANE[spec.cols]]), 1))
+            painter.drawLine(p.x(), vb_rect.top(), p.x(), vb_rect.bottom())
+            painter.setPen(QPen(QColor(PLANE_COLOURS[_AXIS_PLANE[spec.rows]]), 1))
+            painter.drawLine(vb_rect.left(), p.y(), vb_rect.right(), p.y())
+        right = w - (70 if self.colorbar is not None else 0)
+        painter.setFont(self._font_bold)
+        painter.setPen(QColor("#ffd24a"))
+        fm = painter.fontMetrics()
+        o = self._orient
+        painter.drawText(4, h // 2 + fm.ascent() // 2, o["left"])
+        painter.drawText(right - fm.horizontalAdvance(o["right"]) - 4, h // 2 + fm.ascent() // 2, o["right"])
+        painter.drawText((right - fm.horizontalAdvance(o["top"])) // 2, 20 + fm.ascent(), o["top"])
+        painter.drawText((right - fm.horizontalAdvance(o["bottom"])) // 2, h - 20, o["bottom"])
+        painter.setFont(self._font)
+        fm = painter.fontMetrics()
+        for text, y, colour in ((self._info_text, 4, PLANE_COLOURS[self.plane]),
+                                (self._probe_text, h - fm.height() - 4, "#e8e8e8")):
+            if text:
+                box = QRectF(4, y, fm.horizontalAdvance(text) + 6, fm.height())
+                painter.fillRect(box, QColor(0, 0, 0, 150))
+                painter.setPen(QColor(colour))
+                painter.drawText(box.adjusted(3, 0, 0, 0), Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignLeft, text)
+        painter.restore()
 
     def resizeEvent(self, ev) -> None:  # noqa: N802
         super().resizeEvent(ev)
-        if hasattr(self, "orient_labels"):  # pyqtgraph calls this from its own __init__
-            self._place_labels()
+        if hasattr(self, "_orient"):  # pyqtgraph calls this from its own __init__
             if self._auto_fit and self.fit_on_resize and self.display is not None:
                 self.reset_view()
             self.resized.emit()

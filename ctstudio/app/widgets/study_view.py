@@ -52,6 +52,8 @@ class StudyView(pg.GraphicsLayoutWidget):
         self.window: Window | None = None
         self.index = 0
         self.image_data: np.ndarray | None = None
+        self._fit = True
+        self.vb.sigRangeChangedManually.connect(self._manual_range)
         self.setMinimumSize(200, 200)
 
     @property
@@ -72,9 +74,12 @@ class StudyView(pg.GraphicsLayoutWidget):
         self._render()
 
     def clear(self) -> None:
+        """Drop the case; the screen goes black (pyqtgraph's ImageItem.clear() is avoided: an item
+        cleared that way stayed blank after the next setImage here)."""
         self.case = None
-        self.image.clear()
-        self.image_data = None
+        if self.image_data is not None:
+            self.image_data = np.zeros_like(self.image_data)
+            self.image.setImage(self.image_data, autoLevels=False, levels=(0, 255))
 
     def scroll(self, n: int) -> None:
         if self.case is None or self.n_slices < 2:
@@ -95,11 +100,25 @@ class StudyView(pg.GraphicsLayoutWidget):
         self.image.setImage(self.image_data, autoLevels=False, levels=(0, 255))
 
     def reset_view(self) -> None:
+        """Fit the image, and keep fitting it on resize until the reader zooms or pans."""
+        self._fit = True
+        self._fit_now()
+
+    def _fit_now(self) -> None:
         if self.image_data is not None:
             h, w = self.image_data.shape
             self.vb.setRange(xRange=(0, w), yRange=(0, h), padding=0.01)
 
+    def _manual_range(self, *_) -> None:
+        self._fit = False
+
+    def resizeEvent(self, ev) -> None:  # noqa: N802
+        super().resizeEvent(ev)
+        if getattr(self, "_fit", False):  # pyqtgraph calls this from its own __init__
+            self._fit_now()
+
     def zoom(self, factor: float) -> None:
+        self._fit = False
         self.vb.scaleBy((1.0 / factor, 1.0 / factor))
 
     def link(self, other: "StudyView") -> None:
