@@ -46,25 +46,18 @@ def histogram_matching(generated: np.ndarray, prior: np.ndarray) -> np.ndarray:
 
 
 def icnet_calibrator(checkpoint=None) -> tuple[Calibrator, str]:
-    """An IC-Net checkpoint (or the bundled one when ``checkpoint`` is None) as a calibrator.
-
-    Uses ``ctstudio.diffusion.calibrate`` (the generation issue); a :class:`ModelError` says so when
-    that module or the checkpoint is not there.
+    """An IC-Net checkpoint (a model name or path; the bundled one when None) as a calibrator, and a
+    label for the report. Uses ``ctstudio.diffusion.calibrate.ICNetCalibrator.from_checkpoint``
+    (the generation issue's loader); a :class:`ModelError` says what is missing otherwise.
     """
     try:
-        from ctstudio.diffusion import calibrate as cal
+        from ctstudio.diffusion.calibrate import ICNetCalibrator
     except ImportError as exc:
         raise ModelError(f"IC-Net is not available in this build ({exc})",
-                         hint="use --calibrator histogram, or install a ctstudio with ctstudio.diffusion.calibrate") from None
-    for name in ("load_icnet_calibrator", "icnet_calibrator", "make_calibrator"):
-        fn = getattr(cal, name, None)
-        if callable(fn):
-            out = fn(checkpoint)
-            if isinstance(out, tuple):
-                return out  # (callable, description)
-            return out, f"IC-Net ({checkpoint or 'bundled'})"
-    raise ModelError("ctstudio.diffusion.calibrate has no IC-Net calibrator factory",
-                     hint="use --calibrator histogram")
+                         hint="use --calibrator histogram") from None
+    cal = ICNetCalibrator.from_checkpoint(checkpoint)
+    name = getattr(cal, "name", None) or str(checkpoint or "bundled")
+    return cal, f"IC-Net ({name})"
 
 
 def robustness_curve(

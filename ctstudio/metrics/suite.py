@@ -223,10 +223,11 @@ def make_calibrator(opts: EvalOptions):
     if opts.calibrator in ("icnet", "auto"):
         try:
             return rb.icnet_calibrator(opts.icnet_checkpoint)
-        except CTStudioError:
+        except CTStudioError as exc:
             if opts.calibrator == "icnet":
                 raise
-            return rb.histogram_matching, "histogram matching (IC-Net not available)"
+            reason = str(exc).splitlines()[0]
+            return rb.histogram_matching, f"histogram matching (IC-Net not available: {reason})"
     raise InputError(f"unknown calibrator {opts.calibrator!r}; choose auto, icnet or histogram")
 
 

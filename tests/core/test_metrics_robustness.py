@@ -49,3 +49,37 @@ def test_bad_slices_and_bad_calibrators_are_clear_errors(chest):
         rb.robustness_curve(chest, rb.histogram_matching, slices=(500,))
     with pytest.raises(ModelError, match="shape"):
         rb.robustness_curve(chest, lambda g, p: g[:10], slices=(7,), mus=(1.0,))
+
+
+def test_icnet_calibrator_is_loaded_through_the_generation_module(monkeypatch, chest):
+    """The wiring to ctstudio.diffusion.calibrate.ICNetCalibrator, with a stand-in module (the real
+    IC-Net is tested by its own issue); a missing checkpoint is a ModelError, and the CLI's 'auto'
+    falls back to histogram matching and says so."""
+    import sys
+    import types
+
+    from ctstudio.metrics.suite import EvalOptions, make_calibrator
+
+    class FakeICNet:
+        name = "icnet-test"
+
+        @classmethod
+        def from_checkpoint(cls, name_or_path=None):
+            if name_or_path == "missing":
+                raise ModelError("no model named 'missing'")
+            return cls()
+
+        def __call__(self, generated, prior):
+            return generated * 0 + prior  # returns the prior: MAE independent of mu
+
+    mod = types.ModuleType("ctstudio.diffusion.calibrate")
+    mod.ICNetCalibrator = FakeICNet
+    monkeypatch.setitem(sys.modules, "ctstudio.diffusion.calibrate", mod)
+    cal, label = rb.icnet_calibrator()
+    assert label == "IC-Net (icnet-test)"
+    out = rb.robustness_curve(chest, cal, slices=(7,), mus=(0.8, 1.2))
+    assert out["curve"][0]["mae_hu"] == pytest.approx(out["curve"][1]["mae_hu"])
+    with pytest.raises(ModelError):
+        make_calibrator(EvalOptions(calibrator="icnet", icnet_checkpoint="missing"))
+    fn, label = make_calibrator(EvalOptions(calibrator="auto", icnet_checkpoint="missing"))
+    assert fn is rb.histogram_matching and "IC-Net not available" in label
