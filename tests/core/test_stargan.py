@@ -43,10 +43,23 @@ def test_residual_generator_starts_at_the_identity():
     assert torch.equal(y, x)
 
 
-def test_one_training_step_updates_both_networks(shared_data):
+@pytest.fixture(scope="module")
+def small_pair(shared_data, tmp_path_factory):
+    """10 x 96 x 96 crops of the real phantom's UB and YA reconstructions (fast to load)."""
+    from ctstudio.io import read_volume, write_volume
+
+    d = tmp_path_factory.mktemp("pair")
+    src = shared_data / "head-phantom-philips-2kernels"
+    for k, f in (("UB", "phantom_UB-std_slices24-55.nii.gz"), ("YA", "phantom_YA-bone_slices24-55.nii.gz")):
+        v = read_volume(src / f)
+        write_volume(v.with_array(v.array[10:20, 150:246, 200:296].copy()), d / f"crop_{k}.nii.gz")
+    return d
+
+
+def test_one_training_step_updates_both_networks(small_pair):
     from ctstudio.training.recipe_ggcl import build
 
-    r = build("tiny", shared_data / "head-phantom-philips-2kernels")
+    r = build("tiny", small_pair)
     batch = next(iter(r.make_batches(None, np.random.default_rng(0))))
     assert batch["x"].shape == (2, 1, 32, 32) and batch["pair"].shape == (2, 1, 32, 32)
     assert not torch.equal(batch["org"], batch["trg"])
