@@ -183,20 +183,25 @@ STRATA = {
 }
 
 
+def _sd(x) -> float:
+    """Sample SD over readers, rounded so that identical rates give exactly 0."""
+    return round(float(x.std(ddof=1)), 10) if len(x) > 1 else float("nan")
+
+
 def group_table(reader_df) -> "Any":
     """Success rate per reader group (mean +- SD over readers), as Korkinof et al. Table 4."""
     import pandas as pd
 
     recs = [{"stratum": "all", "group": "all readers", "n_readers": len(reader_df),
              "mean_success": reader_df["success_rate"].mean(),
-             "sd_success": reader_df["success_rate"].std(ddof=1) if len(reader_df) > 1 else float("nan")}]
+             "sd_success": _sd(reader_df["success_rate"])}]
     for stratum, (col, labels) in STRATA.items():
         sub = reader_df.dropna(subset=[col])
         for val, grp in sub.groupby(col):
             label = labels.get(int(val), str(val)) if labels else str(val)
             recs.append({"stratum": stratum, "group": label, "n_readers": len(grp),
                          "mean_success": grp["success_rate"].mean(),
-                         "sd_success": grp["success_rate"].std(ddof=1) if len(grp) > 1 else float("nan")})
+                         "sd_success": _sd(grp["success_rate"])})
     return pd.DataFrame(recs)
 
 

@@ -51,6 +51,8 @@ def test_three_readers_ten_pairs_through_the_screens_then_results(qtbot, main_wi
             shown = _labels(tab.pair) + main_window.windowTitle()
             assert not any(s in shown for s in secrets) and not re.search(r"c[0-9a-f]{10}", shown)
             assert tab.pair.left.image_data.shape == tab.pair.right.image_data.shape == (128, 128)
+            for v in tab.pair.views:  # the image box fills the view (also after an earlier session ended)
+                assert v.vb.scene() is v.scene() and abs(v.vb.geometry().width() - v.viewport().width()) < 2
             if code == "R2" and k == 4:  # a pause, then resume
                 qtbot.keyClick(tab.pair, Qt.Key.Key_P)
                 assert tab.screen is tab.paused and "pair 4 of 10" in tab.paused.text.text()
@@ -108,6 +110,10 @@ def test_continuity_screen_needs_every_structure_and_scrolls(qtbot, main_window,
     qtbot.mouseClick(tab.tutorial.button, Qt.MouseButton.LeftButton)
     scr = tab.continuity
     assert tab.screen is scr and scr.progress.text() == "case 1 of 2"
+    # the view shows the case: its image box is in the scene and the centre of the view is not black
+    assert scr.view.vb.scene() is scr.view.scene()
+    qtbot.waitUntil(lambda: scr.view.grab().toImage().pixelColor(scr.view.width() // 2,
+                                                                 scr.view.height() // 2).value() > 0, timeout=5000)
     assert len(scr.groups) == 8 and not scr.next_button.isEnabled()
     before = scr.view.index
     scr.view.setFocus()

@@ -566,7 +566,7 @@ class Tab(QWidget):
         self.end.text.setText(f"You have answered all {s.n_trials} {noun}. Your answers are saved. "
                               "You may close the app, or hand over to the next reader.")
         for v in (self.pair.left, self.pair.right, self.continuity.view):
-            v.clear()
+            v.clear_case()
         self.stack.setCurrentWidget(self.end)
         self._status("study session finished")
         self.session_finished.emit()

@@ -73,9 +73,9 @@ class StudyView(pg.GraphicsLayoutWidget):
         self.window = window
         self._render()
 
-    def clear(self) -> None:
-        """Drop the case; the screen goes black (pyqtgraph's ImageItem.clear() is avoided: an item
-        cleared that way stayed blank after the next setImage here)."""
+    def clear_case(self) -> None:
+        """Drop the case; the screen goes black. (Not ``clear``: pyqtgraph's GraphicsLayoutWidget binds
+        ``clear`` on the instance to its layout's clear(), which would remove the view box.)"""
         self.case = None
         if self.image_data is not None:
             self.image_data = np.zeros_like(self.image_data)
