@@ -123,6 +123,14 @@ class RegistrationScreen(QWidget):
         }
 
 
+class _WrapLabel(QLabel):
+    """A word-wrapped label of fixed width that always gets the height its text needs."""
+
+    def setText(self, text: str) -> None:  # noqa: N802
+        super().setText(text)
+        self.setMinimumHeight(self.heightForWidth(self.width()) + 4)
+
+
 class MessageScreen(QWidget):
     """Tutorial / welcome back / paused / end: a title, a text and one button."""
 
@@ -135,10 +143,11 @@ class MessageScreen(QWidget):
         self.title = _title(title)
         self.title.setAlignment(Qt.AlignmentFlag.AlignCenter)
         lay.addWidget(self.title)
-        self.text = QLabel("")
+        self.text = _WrapLabel("")
         self.text.setWordWrap(True)
         self.text.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.text.setMaximumWidth(720)
+        self.text.setStyleSheet("font-size: 14px;")
+        self.text.setFixedWidth(720)
         lay.addWidget(self.text, alignment=Qt.AlignmentFlag.AlignCenter)
         self.button = QPushButton(button)
         self.button.clicked.connect(self.clicked)
