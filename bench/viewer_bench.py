@@ -6,8 +6,10 @@ measured in the same run on the same volume and window sizes: every event re-sli
 planes, converts them to float32 and lets pyqtgraph auto-level (for W/L: windows in float with
 numpy, then auto-levels).
 
-A "repaint" is a synchronous ``viewport().repaint()`` of each of the three views (offscreen Qt),
-so the time includes slicing, pyqtgraph's image conversion and Qt painting.
+A "repaint" is a synchronous ``viewport().repaint()`` of each of the three views (offscreen Qt), so
+the time includes slicing, the HU -> grey conversion and Qt painting. Wall time and the UI
+thread's CPU time are both reported: on a shared, loaded machine the CPU time is what the event
+costs, the wall time adds the wait for a free core.
 
     QT_QPA_PLATFORM=offscreen .venv/bin/python bench/viewer_bench.py [--shape 300 512 512] [--events 60]
 """
@@ -111,7 +113,7 @@ def main() -> int:
         t, c = time.perf_counter(), time.thread_time()
         apply(event)
         for v in vs:
-            v.viewport().repaint()
+            v.viewport().repaint()  # synchronous paint of each view
         return time.perf_counter() - t, time.thread_time() - c
 
     def run(events, ct_apply, nv_apply):

@@ -369,7 +369,7 @@ class SliceView(pg.GraphicsLayoutWidget):
                 self._geom = geom
             self._shown = key
         self._crosshair = self.screen_pos_of(cursor)
-        self.viewport().update()
+        self.vb.update()  # through the scene, like pyqtgraph items: one paint per view per update
         self._update_overlay()
 
     def _on_window(self, window) -> None:
@@ -432,7 +432,7 @@ class SliceView(pg.GraphicsLayoutWidget):
         if "slab_value" in info:
             text += f"   slab {info['slab_value']:.0f}"
         self._probe_text = text
-        self.viewport().update()
+        self.vb.update()  # through the scene, like pyqtgraph items: one paint per view per update
 
     def keyPressEvent(self, ev) -> None:  # noqa: N802
         key = ev.key()
@@ -455,7 +455,7 @@ class SliceView(pg.GraphicsLayoutWidget):
     # -- overlay ----------------------------------------------------------------------------------
     def _set_orientation_labels(self) -> None:
         self._orient = dict(zip(("left", "right", "top", "bottom"), PLANE_SPECS[self.plane].labels))
-        self.viewport().update()
+        self.vb.update()  # through the scene, like pyqtgraph items: one paint per view per update
 
     def orientation_labels(self) -> dict[str, str]:
         """The R/L/A/P/S/I letters painted at the left, right, top and bottom edges."""
@@ -494,7 +494,7 @@ class SliceView(pg.GraphicsLayoutWidget):
             text = "   ".join(parts)
         if text != self._info_text:
             self._info_text = text
-            self.viewport().update()
+            self.vb.update()  # through the scene, like pyqtgraph items: one paint per view per update
 
     def drawForeground(self, painter, rect) -> None:  # noqa: N802 (Qt override)
         """Crosshair, orientation letters and overlay texts, in viewport pixels."""
