@@ -171,7 +171,9 @@ def run(args) -> int:
         "fake": [{"path": p, "shape_zyx": list(v.shape), "spacing_xyz_mm": list(v.spacing)} for p, v in fake],
         "metrics": list(metrics),
     }
-    paths = write_report(results, plotdata, [v for _, v in real], [v for _, v in fake], Path(args.out), inputs)
+    shown = [w for w in opts.fid_windows if w != "12-bit"] or ["brain"]
+    paths = write_report(results, plotdata, [v for _, v in real], [v for _, v in fake], Path(args.out), inputs,
+                         examples_window=shown[0])
     if args.json:
         print(paths["json"].read_text())
     else:

@@ -22,11 +22,11 @@ REAL_COLOUR = "#1f77b4"
 FAKE_COLOUR = "#d62728"
 
 
-def _figure(w: float = 6.0, h: float = 4.0):
+def _figure(w: float = 6.0, h: float = 4.0, layout: str | None = None):
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(w, h), dpi=100)
+    fig = Figure(figsize=(w, h), dpi=100, layout=layout)
     FigureCanvasAgg(fig)
     return fig
 
@@ -97,15 +97,18 @@ def plot_moment_matrix(real: np.ndarray, fake: np.ndarray, names: Sequence[str],
 def plot_robustness(result: dict, path: Path, calibrator: str = "") -> Path:
     curve = result["curve"]
     mus = [r["mu"] for r in curve]
-    fig = _figure(6, 3.8)
+    fig = _figure(6.4, 4.2)
     ax = fig.add_subplot(111)
-    ax.plot(mus, [r["mae_hu"] for r in curve], "o-", color=FAKE_COLOUR, label=f"calibrated ({calibrator}), whole slice")
-    ax.plot(mus, [r["mae_roi_hu"] for r in curve], "s--", color=FAKE_COLOUR, alpha=0.6, label="calibrated, ROI")
+    ax.plot(mus, [r["mae_hu"] for r in curve], "o-", color=FAKE_COLOUR, label="calibrated, whole slice")
+    ax.plot(mus, [r["mae_roi_hu"] for r in curve], "s--", color=FAKE_COLOUR, alpha=0.6,
+            label=f"calibrated, ROI [{result['roi_hu'][0]:g}, {result['roi_hu'][1]:g}] HU")
     ax.plot(mus, [r["mae_shifted_hu"] for r in curve], "o-", color="grey", label="shifted, not calibrated")
     ax.set_xlabel("intensity shift mu")
     ax.set_ylabel("MAE vs true slice (HU)")
-    ax.set_title(f"Calibration robustness, slices {result['slices']} (shift: {result['mode']})")
-    ax.legend(fontsize=8)
+    label = calibrator if len(calibrator) <= 70 else calibrator[:67] + "..."
+    ax.set_title(f"Calibration robustness: slices {result['slices']}, shift in {result['mode']} range\n"
+                 f"calibrator: {label}", fontsize=10)
+    ax.legend(fontsize=8, loc="upper center")
     ax.grid(alpha=0.3)
     return _save(fig, path)
 
@@ -147,7 +150,7 @@ def plot_examples(real: Sequence, fake: Sequence, path: Path, window: str = "bra
 
     w = preset(window)
     rows = [("real", v) for v in list(real)[:n]] + [("synthetic", v) for v in list(fake)[:n]]
-    fig = _figure(7.5, 2.4 * len(rows))
+    fig = _figure(7.5, 2.4 * len(rows), layout="constrained")
     axes = fig.subplots(len(rows), 3, squeeze=False)
     for r, (label, item) in enumerate(rows):
         vol = getattr(item, "array", item)

@@ -248,8 +248,9 @@ def _icnet(ra, opts: EvalOptions, callback, cancel) -> dict:
 
 
 def write_report(results: dict, plotdata: dict, real: Sequence[Volume], fake: Sequence[Volume], out_dir,
-                 inputs: dict | None = None) -> dict[str, Path]:
-    """``metrics.json``, ``report.html`` and ``plots/*.png`` under ``out_dir``; returns their paths."""
+                 inputs: dict | None = None, examples_window: str = "brain") -> dict[str, Path]:
+    """``metrics.json``, ``report.html`` and ``plots/*.png`` under ``out_dir``; returns their paths.
+    ``examples_window`` is the window preset of the example-slice figure."""
     from ctstudio.metrics import report
 
     out = Path(out_dir)
@@ -270,7 +271,7 @@ def write_report(results: dict, plotdata: dict, real: Sequence[Volume], fake: Se
         ok = {k: v for k, v in m["msssim"].items() if isinstance(v, dict) and "ms_ssim_mean" in v}
         if ok:
             plots["msssim"] = report.plot_msssim(ok, plots_dir / "msssim.png")
-    plots["examples"] = report.plot_examples(list(real), list(fake), plots_dir / "examples.png")
+    plots["examples"] = report.plot_examples(list(real), list(fake), plots_dir / "examples.png", examples_window)
     doc = {"inputs": inputs or {}, "metrics": m,
            "plots": {k: str(p.relative_to(out)) for k, p in plots.items()}}
     json_path = report.write_json(doc, out / "metrics.json")
