@@ -13,7 +13,7 @@ from ctstudio.app.widgets.compare import CompareView
 from ctstudio.app.widgets.slice_view import Bindings
 from ctstudio.app.widgets.state import ViewerState
 from ctstudio.app.widgets.triplanar import TriPlanar
-from ctstudio.app.widgets.volume3d import PRESETS_3D
+from ctstudio.app.widgets.volume3d import PRESETS_3D, can_embed_vtk
 from ctstudio.app.widgets.window_bar import WindowBar, preset_actions
 from ctstudio.errors import CTStudioError
 from ctstudio.volume import Volume
@@ -96,6 +96,7 @@ class Tab(QWidget):
 
     # -- volume -----------------------------------------------------------------------------------
     def set_volume(self, volume: Volume | None) -> None:
+        self.cine_button.setChecked(False)
         self.exit_compare()
         self.volume = volume
         self.triplanar.set_volume(volume)
@@ -205,7 +206,7 @@ class Tab(QWidget):
         self.stack.setCurrentWidget(self.compare)
         self.compare_button.hide()
         self.exit_compare_button.show()
-        self.triplanar.stop_cine()
+        self.cine_button.setChecked(False)
         self.mw.status(text)
         return True
 
@@ -268,7 +269,7 @@ class Tab(QWidget):
 
     def restore(self) -> None:
         """Settings that need the window shown (called by the main window after show())."""
-        if str(self.mw.settings.value("viewer/show3d", "false")).lower() == "true":
+        if str(self.mw.settings.value("viewer/show3d", "true")).lower() == "true" and can_embed_vtk():
             self.check3d.setChecked(True)
 
     def shutdown(self) -> None:
