@@ -44,6 +44,42 @@ def _file_size(p: Path) -> int:
     return p.stat().st_size
 
 
+#: DICOM attributes that could tell a generator's output from a scanner's (compared between the pools)
+DICOM_TAGS = ("ImageType", "SyntheticData", "DerivationDescription", "BurnedInAnnotation", "SeriesDescription",
+              "Manufacturer", "ManufacturerModelName", "SoftwareVersions", "ConvolutionKernel", "KVP",
+              "SliceThickness", "BitsAllocated", "BitsStored", "HighBit", "PixelRepresentation",
+              "RescaleSlope", "RescaleIntercept", "PhotometricInterpretation", "Rows", "Columns",
+              "StationName", "InstitutionName", "BodyPartExamined", "Modality", "LossyImageCompression")
+
+
+def _dicom_header(p: Path) -> tuple[str, dict[str, str]]:
+    """Selected attributes of the first DICOM file of a series (or the file), its transfer syntax,
+    and whether a Contributing Equipment Sequence (where a model would be named) is present."""
+    import pydicom
+
+    first = p
+    if p.is_dir():
+        files = sorted(f for f in p.rglob("*") if f.is_file())
+        first = next((f for f in files if not f.name.startswith(".")), None)
+        if first is None:
+            return "dicom", {}
+    try:
+        ds = pydicom.dcmread(str(first), stop_before_pixels=True, force=True)
+    except Exception:  # noqa: BLE001 - the reader already accepted the case; the audit reports what it can
+        return "dicom", {}
+    fields = {}
+    for tag in DICOM_TAGS:
+        v = ds.get(tag)
+        if v is not None and str(v) != "":
+            fields[tag] = str(v)[:80]
+    fields["ContributingEquipmentSequence"] = "present" if "ContributingEquipmentSequence" in ds else "absent"
+    ts = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
+    if ts:
+        fields["TransferSyntaxUID"] = str(ts)
+    bits = f"{ds.get('BitsStored', '?')}-bit {'signed' if ds.get('PixelRepresentation', 0) else 'unsigned'}"
+    return f"dicom {bits}", fields
+
+
 def _header(p: Path) -> tuple[str, dict[str, str]]:
     """On-disk pixel type and header fields."""
     if is_2d_image(p):
@@ -60,7 +96,7 @@ def _header(p: Path) -> tuple[str, dict[str, str]]:
         with Image.open(p) as im:
             return im.mode, {str(k): str(v)[:80] for k, v in im.info.items()}
     if p.is_dir() or not str(p).lower().endswith((".nii", ".nii.gz", ".mha", ".mhd", ".nrrd", ".nhdr")):
-        return "dicom", {}
+        return _dicom_header(p)
     import SimpleITK as sitk
 
     r = sitk.ImageFileReader()

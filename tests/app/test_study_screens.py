@@ -6,7 +6,6 @@ screen refuses to go on until every structure is scored."""
 
 import re
 
-import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QLabel, QPushButton
 
@@ -32,7 +31,6 @@ def _register(qtbot, tab, spec, db, code, radiologist, cert):
     assert tab.screen is tab.tutorial, reg.message.text()
 
 
-@pytest.mark.slow
 def test_three_readers_ten_pairs_through_the_screens_then_results(qtbot, main_window, tmp_path):
     spec = write_phantom_study(tmp_path / "study", n_real=4, n_synthetic=4, trials=10, size=128)
     db = tmp_path / "study.db"

@@ -46,3 +46,66 @@ def test_noise_floor_estimates_gaussian_noise():
     rng = np.random.default_rng(0)
     img = rng.normal(0, 20, (200, 200))
     assert abs(noise_floor(img) - 20) < 1.5
+
+
+def test_dicom_pools_are_read_and_synthetic_tags_are_found(tmp_path):
+    """Pools of DICOM series folders: the study runs on them, and the audit sees the synthetic tags."""
+    from ctstudio.studies.session import ReaderSession
+    from ctstudio.studies.store import Store
+
+    spec_path = write_phantom_study(tmp_path, n_real=0, n_synthetic=0)
+    for i in range(3):
+        write_volume(head_phantom((6, 32, 32), noise_sd=10.0, seed=i), tmp_path / "real" / f"s{i}", format="dicom")
+        write_volume(head_phantom((6, 32, 32), noise_sd=10.0, seed=50 + i), tmp_path / "synthetic" / f"s{i}",
+                     format="dicom", synthetic=True)
+    spec_path.write_text(spec_path.read_text().replace('"real/*.nii.gz"', '"real/s*"')
+                         .replace('"synthetic/*.nii.gz"', '"synthetic/s*"').replace("pairs_per_reader = 10",
+                                                                                   "pairs_per_reader = 4"))
+    spec = load_spec(spec_path)
+    s = ReaderSession.open(Store(tmp_path / "d.db"), spec, "r", prefetch=False)
+    s.begin()
+    left, right = s.images()
+    assert left.planes.shape == right.planes.shape == (1, 64, 64)
+    rep = audit_spec(spec)
+    f = _features(rep)
+    assert f["header:SyntheticData"]["severity"] == "high", format_audit(rep)
+    assert "header:ImageType" in f
+
+
+def test_two_d_image_pools(tmp_path):
+    """A mammogram-style 2D study: PNG and TIFF grey-value images, with the grey-value note."""
+    import tifffile
+
+    from ctstudio.studies.fixtures import write_png
+    from ctstudio.studies.session import ReaderSession
+    from ctstudio.studies.store import Store
+
+    (tmp_path / "real").mkdir()
+    (tmp_path / "synthetic").mkdir()
+    for i in range(3):
+        write_png(tmp_path / "real" / f"m{i}.png", seed=i)
+        tifffile.imwrite(tmp_path / "synthetic" / f"m{i}.tif",
+                         np.clip(np.random.default_rng(i).normal(120, 20, (40, 60)), 0, 255).astype(np.uint8))
+    (tmp_path / "s.toml").write_text("""
+[study]
+name = "mammo"
+kind = "pair"
+seed = 3
+pairs_per_reader = 5
+[pools]
+real = ["real/*.png"]
+synthetic = ["synthetic/*.tif"]
+[display]
+window = [0, 255]
+size = 80
+""")
+    spec = load_spec(tmp_path / "s.toml")
+    s = ReaderSession.open(Store(tmp_path / "m.db"), spec, "r", prefetch=False)
+    s.begin()
+    while s.current is not None:
+        left, right = s.images()
+        assert left.planes.shape == right.planes.shape == (1, 80, 80) and left.planes.dtype == right.planes.dtype
+        s.answer(choice="left")
+    rep = audit_spec(spec)
+    assert any("grey values, not HU" in n for n in rep["notes"])
+    assert _features(rep)["format"]["severity"] == "high"  # PNG vs TIFF is reported
