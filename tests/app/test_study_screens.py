@@ -151,3 +151,28 @@ def test_a_bad_spec_shows_a_clear_message_and_the_tab_stays_usable(qtbot, main_w
     box = main_window.error_box
     if box is not None:
         box.close()
+
+
+def test_three_planes_side_by_side_and_two_tabs_on_one_database(qtbot, tmp_path):
+    """Two app instances (two Study tabs, two connections) answer in turn on one database file."""
+    from ctstudio.app.tabs.study import Tab
+
+    spec = write_phantom_study(tmp_path / "t", n_real=3, n_synthetic=3, trials=4, mode="three_planes", size=48)
+    db = tmp_path / "two.db"
+    tabs = []
+    for code in ("A", "B"):
+        t = Tab(None)
+        qtbot.addWidget(t)
+        t.show()
+        _register(qtbot, t, spec, db, code, True, "trainee")
+        t.begin()
+        tabs.append(t)
+    assert tabs[0].pair.left.image_data.shape == (48, 144)  # three 48x48 planes side by side
+    for _ in range(4):
+        for t in tabs:
+            qtbot.keyClick(t.pair, Qt.Key.Key_Right)
+    assert all(t.screen is t.end for t in tabs)
+    rows = Store(db).responses_table()
+    assert sorted((r["reader"], r["question_index"]) for r in rows) == [(c, q) for c in "AB" for q in range(1, 5)]
+    for t in tabs:
+        t.shutdown()

@@ -5,7 +5,7 @@ display grid (same dtype, shape and pixel size for every case, real or synthetic
 one window function, as uint8 with fixed levels 0..255. Unlike the viewer's ``SliceView`` it has,
 on purpose, no HU probe, no orientation labels, no file name, slice-count or geometry overlay:
 nothing on screen depends on where the image came from. Zoom (wheel / pinch / +/-) and pan (drag)
-are pyqtgraph's; :meth:`link` syncs two views' zoom and pan; in "volume" mode Shift+wheel, PgUp/PgDn
+are pyqtgraph's; "three_planes" cases show axial | coronal | sagittal side by side; :meth:`link` syncs two views' zoom and pan; in "volume" mode Shift+wheel, PgUp/PgDn
 or the Up/Down keys scroll slices (``slice_changed``).
 """
 
@@ -58,7 +58,10 @@ class StudyView(pg.GraphicsLayoutWidget):
 
     @property
     def n_slices(self) -> int:
-        return 0 if self.case is None else int(self.case.planes.shape[0])
+        """Scrollable slices: the stack in "volume" mode; 1 for one axial slice or the three planes."""
+        if self.case is None:
+            return 0
+        return 1 if self.case.mode == "three_planes" else int(self.case.planes.shape[0])
 
     def set_case(self, case, window: Window, index: int | None = None, reset_view: bool = True) -> None:
         """Show a DisplayCase (the middle slice of a stack unless ``index`` is given)."""
@@ -96,7 +99,10 @@ class StudyView(pg.GraphicsLayoutWidget):
     def _render(self) -> None:
         if self.case is None or self.window is None:
             return
-        self.image_data = self.case.render(self.window, self.index)
+        if self.case.mode == "three_planes":  # axial | coronal | sagittal side by side
+            self.image_data = np.ascontiguousarray(np.concatenate(list(self.case.render(self.window)), axis=1))
+        else:
+            self.image_data = self.case.render(self.window, self.index)
         self.image.setImage(self.image_data, autoLevels=False, levels=(0, 255))
 
     def reset_view(self) -> None:
