@@ -51,9 +51,10 @@ def _up(cin: int, cout: int) -> nn.Sequential:
 class StarGenerator(nn.Module):
     """``forward(x, c) -> (y, feature)``: x (B,1,H,W) in [-1,1], c (B,n_domains) one-hot target domain.
 
-    ``residual=True`` adds the input to the tanh output (``y = x + tanh(.)``): the network then learns
-    the kernel *difference*, which trains far faster on a CPU. ``residual=False`` is the paper's plain
-    tanh output. H and W must be multiples of 4.
+    ``residual=True`` adds the input to the tanh output (``y = x + tanh(.)``) and feeds the stem's
+    full-resolution features to the output conv (a long skip): the network then learns the kernel
+    *difference*, fine detail included, which trains far faster on a CPU; it starts as the identity.
+    ``residual=False`` is the paper's plain tanh output. H and W must be multiples of 4.
     """
 
     def __init__(self, n_domains: int, conv_dim: int = 64, n_res: int = 6, residual: bool = False):
@@ -69,7 +70,10 @@ class StarGenerator(nn.Module):
         self.res = nn.Sequential(*[ResidualBlock(4 * d) for _ in range(n_res)])
         self.up1 = _up(4 * d, 2 * d)
         self.up2 = _up(2 * d, d)
-        self.head = nn.Conv2d(d, 1, 7, 1, 3, bias=False)
+        # residual mode also gives the head a long skip from the full-resolution stem, so that the
+        # fine-detail part of the kernel difference (sharpening, noise texture) need not squeeze
+        # through the 1/4-size bottleneck
+        self.head = nn.Conv2d(2 * d if residual else d, 1, 7, 1, 3, bias=False)
         if residual:  # start at the identity: the kernel difference begins at zero
             nn.init.zeros_(self.head.weight)
         self.pool = nn.AvgPool2d(2)
@@ -79,12 +83,14 @@ class StarGenerator(nn.Module):
         if x.shape[-1] % 4 or x.shape[-2] % 4:
             raise ValueError(f"image size must be a multiple of 4, got {tuple(x.shape[-2:])}")
         cmap = c.to(x.dtype).view(c.shape[0], c.shape[1], 1, 1).expand(-1, -1, x.shape[2], x.shape[3])
-        h = self.stem(torch.cat([x, cmap], dim=1))
-        h = self.res(self.down2(self.down1(h)))
+        s = self.stem(torch.cat([x, cmap], dim=1))
+        h = self.res(self.down2(self.down1(s)))
         u1 = self.up1(h)
-        y = torch.tanh(self.head(self.up2(u1)))
+        u2 = self.up2(u1)
         if self.residual:
-            y = x + y
+            y = x + torch.tanh(self.head(torch.cat([u2, s], dim=1)))
+        else:
+            y = torch.tanh(self.head(u2))
         return y, self.pool(u1)
 
 
