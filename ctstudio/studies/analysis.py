@@ -143,6 +143,17 @@ def per_reader(rows) -> "Any":
                 trainee=("trainee", "first"), specialty=("specialty", "first"), screening=("screening", "first"),
                 years_experience=("years_experience", "first")).reset_index()
     out["correct"] = out["correct"].astype(int)
+
+    def _cert(row):
+        if row["board_certified"] == 1:
+            return "board-certified"
+        if row["trainee"] == 1:
+            return "trainee"
+        if row["board_certified"] == 0 or row["trainee"] == 0:
+            return "neither"
+        return None
+
+    out["certification"] = out.apply(_cert, axis=1) if len(out) else []
     out["success_rate"] = out["correct"] / out["n"]
     out["p_binom_greater"] = [binom_p_greater(int(k), int(n)) for k, n in zip(out["correct"], out["n"])]
     out["p_binom_two_sided"] = [binom_p_two_sided(int(k), int(n)) for k, n in zip(out["correct"], out["n"])]
@@ -177,7 +188,7 @@ def question_index_test(rows) -> dict[str, Any]:
 
 STRATA = {
     "radiologist": ("radiologist", {1: "radiologist", 0: "non-radiologist"}),
-    "certification": ("board_certified", {1: "board-certified", 0: "trainee / not certified"}),
+    "certification": ("certification", None),  # board-certified / trainee / neither
     "screening": ("screening", {1: "works in screening", 0: "no screening"}),
     "specialty": ("specialty", None),
 }

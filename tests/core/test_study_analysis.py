@@ -89,7 +89,7 @@ def test_kruskal_and_conover_match_scipy_and_scikit_posthocs():
 def test_per_reader_groups_and_stratified_tests():
     data = {"a": [1] * 9 + [0], "b": [1] * 8 + [0] * 2, "c": [1] * 5 + [0] * 5, "d": [1] * 4 + [0] * 6}
     survey = {"a": {"radiologist": 1, "board_certified": 1, "specialty": "neuro", "screening": 1},
-              "b": {"radiologist": 1, "board_certified": 0, "specialty": "neuro", "screening": 0},
+              "b": {"radiologist": 1, "board_certified": 0, "trainee": 1, "specialty": "neuro", "screening": 0},
               "c": {"radiologist": 0, "board_certified": 0, "specialty": "none", "screening": 0},
               "d": {"radiologist": 0, "board_certified": 0, "specialty": "none", "screening": 0}}
     res = analysis.analyze(_rows(data, survey))
@@ -103,6 +103,12 @@ def test_per_reader_groups_and_stratified_tests():
     u, p = stats.mannwhitneyu([0.5, 0.4], [0.9, 0.8], alternative="two-sided")
     assert strat["radiologist"]["p_value"] == pytest.approx(p)
     assert res["overall"]["correct"] == 26
+    cert = g.loc["certification"]
+    assert cert.loc["board-certified", "mean_success"] == pytest.approx(0.9)
+    assert cert.loc["trainee", "mean_success"] == pytest.approx(0.8)
+    assert cert.loc["neither", "n_readers"] == 2
+    h, p3 = stats.kruskal([0.9], [0.8], [0.5, 0.4])
+    assert strat["certification"]["test"] == "Kruskal-Wallis" and strat["certification"]["p_value"] == pytest.approx(p3)
 
 
 def _cont_rows(scores):

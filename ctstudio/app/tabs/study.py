@@ -198,7 +198,9 @@ class PairScreen(QWidget):
         grid = QGridLayout()
         self.left = StudyView(name="left")
         self.right = StudyView(name="right")
-        self.right.link(self.left)
+        self.right.link(self.left)  # synced zoom and pan
+        self.left.slice_changed.connect(self.right.set_index)  # and synced slice in "volume" mode
+        self.right.slice_changed.connect(self.left.set_index)
         self.views = (self.left, self.right)
         grid.addWidget(self.left, 0, 0)
         grid.addWidget(self.right, 0, 1)
