@@ -176,3 +176,23 @@ def test_three_planes_side_by_side_and_two_tabs_on_one_database(qtbot, tmp_path)
     assert sorted((r["reader"], r["question_index"]) for r in rows) == [(c, q) for c in "AB" for q in range(1, 5)]
     for t in tabs:
         t.shutdown()
+
+
+def test_a_case_file_gone_mid_study_gives_a_message_and_answers_stay(qtbot, main_window, tmp_path):
+    spec = write_phantom_study(tmp_path / "g", n_real=2, n_synthetic=2, trials=4, size=32)
+    db = tmp_path / "g.db"
+    tab = main_window.tab("Study")
+    _register(qtbot, tab, spec, db, "G", False, "not applicable")
+    qtbot.mouseClick(tab.tutorial.button, Qt.MouseButton.LeftButton)
+    qtbot.keyClick(tab.pair, Qt.Key.Key_Left)
+    tab.session._pool.shutdown(wait=True)  # let the prefetch settle, then drop every cached image
+    tab.session._pool = None
+    tab.session._cache.clear()
+    tab.session._futures.clear()
+    for f in (tmp_path / "g" / "real").glob("*.nii.gz"):
+        f.write_bytes(b"broken")
+    qtbot.keyClick(tab.pair, Qt.Key.Key_Left)
+    assert tab.screen is tab.registration and "Your answers so far are saved" in tab.registration.message.text()
+    assert len(Store(db).responses_table()) == 2
+    if main_window.error_box is not None:
+        main_window.error_box.close()

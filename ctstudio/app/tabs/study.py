@@ -500,7 +500,14 @@ class Tab(QWidget):
         if trial is None:
             self._show_end()
             return
-        images = s.images(trial)
+        try:
+            images = s.images(trial)
+        except CTStudioError as exc:  # e.g. a case file moved or damaged since the study was registered
+            self._error("Cannot show the next image", f"{exc}\nYour answers so far are saved; fix the case "
+                        "file and start again with the same reader code to resume.")
+            self.close_session()
+            self.stack.setCurrentWidget(self.registration)
+            return
         if self.spec.kind == "pair":
             self.stack.setCurrentWidget(self.pair)
             self.pair.show_trial(s.progress_text(), images, self._window(), reset_view=t_answer is None)
