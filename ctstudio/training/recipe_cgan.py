@@ -241,15 +241,24 @@ class CGANRecipe(Recipe):
                                "data_range_hu": 4095, "noise_seed": 1234, "rows": rows}}
 
     def export_card(self) -> dict:
+        from ctstudio.training.recipe_ggcl import data_licence
+
         c = self.config
+        n_slices = sum(v.shape[0] - c.holdout - c.gap for v in (self._volumes or []))
         return {
-            "summary": f"3D cGAN ({c.task}) on {c.block}³ CT blocks",
+            "summary": f"Demo 3D cGAN ({c.task}) on {c.block}³ CT blocks, trained on tiny data "
+                       f"({len(self._sources)} volume(s), {n_slices} training slices)",
             "method": "3D U-Net generator + conditional 3D PatchGAN critic + L1 (pix2pix in 3D), "
                       "after Mangalagiri et al.",
             "task": c.task,
             "degradation": c.degradation.to_dict(),
             "training_data": list(self._sources),
+            "data_licence": data_licence(self._sources),
             "hu_range": [c.hu_lower, c.hu_upper],
+            "limitations": [
+                "a demo: trained for minutes on a CPU on part of one chest CT",
+                "the noise is simulated (Poisson on the image), not a real low-dose scan; not for clinical use",
+            ],
         }
 
 

@@ -325,14 +325,40 @@ class GGCLRecipe(Recipe):
 
     def export_card(self) -> dict:
         c = self.config
+        data = sorted(set(self._sources))
+        n_slices = sum(v.shape[0] - c.holdout - c.gap for vs in (self._volumes or {}).values() for v in vs)
         return {
-            "summary": f"GGCL kernel conversion between {', '.join(c.domains)}",
-            "method": "StarGAN-style generator + U-Net discriminator with the GGCL (PatchNCE) term, "
-                      "Choi et al. MICCAI 2023" if c.guide == "ggcl" else f"StarGAN ({c.guide})",
+            "summary": f"Demo GGCL kernel conversion {' <-> '.join(c.domains)}, trained on tiny data "
+                       f"({n_slices} training slices in all)",
+            "method": ("StarGAN-style generator + U-Net discriminator with the GGCL (PatchNCE) term, "
+                       "after Choi et al., MICCAI 2023" if c.guide == "ggcl" else f"StarGAN ({c.guide} guide)"),
             "domains": list(c.domains),
-            "training_data": sorted(set(self._sources)),
+            "training_data": data,
+            "data_licence": data_licence(data),
             "hu_range": [c.hu_lower, c.hu_upper],
+            "limitations": [
+                "a demo: trained for minutes on a CPU on one phantom (a dry skull with inserts, no brain tissue)",
+                "not validated on patient CT or other scanners; not for clinical use",
+                f"{'paired L1 term used (lambda_pair ' + str(c.lambda_pair) + ')' if c.lambda_pair else 'unpaired'}; "
+                f"n_critic {c.n_critic}, {c.crop}² crops",
+            ],
         }
+
+
+#: licences of the public sets in ../shared/data (see its README), by file name
+KNOWN_DATA = {
+    "phantom_UB-std_slices24-55.nii.gz": "BSD-2-Clause (neurolabusc/dcm_qa_ct, (c) 2019 Chris Rorden; phantom "
+                                         "data credited to Paul Morgan, Nottingham)",
+    "phantom_YA-bone_slices24-55.nii.gz": "BSD-2-Clause (neurolabusc/dcm_qa_ct, (c) 2019 Chris Rorden; phantom "
+                                          "data credited to Paul Morgan, Nottingham)",
+    "chest_ct_slices038-101.nii.gz": "Apache-2.0 (InsightSoftwareConsortium/ITKElastix examples/data/00, "
+                                     "commit 787db6d; origin of the scan not stated)",
+}
+
+
+def data_licence(names) -> str:
+    lic = sorted({KNOWN_DATA.get(n, f"{n}: unknown licence, check before sharing") for n in names})
+    return "; ".join(lic)
 
 
 def build(config: str, data_dir: Path | None = None) -> GGCLRecipe:
