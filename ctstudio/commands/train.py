@@ -41,6 +41,7 @@ def run(args) -> int:
     device = args.device
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
+    torch.manual_seed(args.seed)  # initial weights; resume then restores everything else
     recipe = build_recipe(args.kind, args.config, args.data)
     cfg = recipe.config
     steps = args.steps or getattr(cfg, "steps", 1000)

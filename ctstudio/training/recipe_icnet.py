@@ -42,7 +42,7 @@ class ICNetTrainConfig:
     @classmethod
     def tiny(cls) -> "ICNetTrainConfig":
         return cls(image_size=16, crop=0, base_channels=8, channel_mult=(1, 2), batch_size=4, steps=20,
-                   checkpoint_every=10, lr=3e-3, ema_decay=0.9)
+                   checkpoint_every=10, lr=1e-3, ema_decay=0.9)
 
     @classmethod
     def demo(cls) -> "ICNetTrainConfig":

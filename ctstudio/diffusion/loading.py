@@ -1,0 +1,60 @@
+"""Load trained generation models (score model, IC-Net) from model files into ready-to-run modules."""
+
+from __future__ import annotations
+
+import torch
+
+from ctstudio import checkpoints
+from ctstudio.diffusion.sde import VESDE
+from ctstudio.errors import ModelError
+from ctstudio.imaging.intensity import HURange
+
+#: the bundled demo models (resources/models/)
+DEFAULT_SCORE_MODEL = "score-k2-demo"
+DEFAULT_ICNET = "icnet-demo"
+
+
+def load_score_model(name_or_path=DEFAULT_SCORE_MODEL, device="cpu"):
+    """``(ScoreModel in eval mode, VESDE, meta)``; meta["hu_range"] is an HURange."""
+    from ctstudio.models.score_unet import ScoreModel, ScoreUNetConfig
+
+    meta, tensors = checkpoints.load_model(name_or_path, kind="score")
+    cfg = meta["config"]
+    try:
+        model = ScoreModel(ScoreUNetConfig.from_dict(cfg["unet"]))
+        sde = VESDE(**cfg["sde"])
+        meta["hu_range"] = HURange.from_dict(cfg["hu_range"])
+        meta["k"] = int(cfg["k"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ModelError(f"the score model's config is incomplete ({exc})", path=meta.get("path")) from None
+    checkpoints.load_into(model, tensors, "model", path=meta.get("path"))
+    model.eval().to(device)
+    for p in model.parameters():
+        p.requires_grad_(False)
+    return model, sde, meta
+
+
+def load_icnet(name_or_path=DEFAULT_ICNET, device="cpu"):
+    """``(ICNet in eval mode, meta)``; meta["roi"] is an HURange."""
+    from ctstudio.models.icnet import ICNet, ICNetConfig
+
+    meta, tensors = checkpoints.load_model(name_or_path, kind="icnet")
+    cfg = meta["config"]
+    try:
+        net = ICNet(ICNetConfig.from_dict(cfg["net"]))
+        meta["roi"] = HURange.from_dict(cfg["roi"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ModelError(f"the IC-Net's config is incomplete ({exc})", path=meta.get("path")) from None
+    checkpoints.load_into(net, tensors, "net", path=meta.get("path"))
+    net.eval().to(device)
+    for p in net.parameters():
+        p.requires_grad_(False)
+    return net, meta
+
+
+def model_version(meta: dict) -> str:
+    card = meta.get("card", {})
+    return str(card.get("model_version") or f"{meta.get('name')}@{card.get('steps', '?')}steps")
+
+
+_ = torch  # torch is this module's dependency (imported for its side effects on type checks)
