@@ -17,7 +17,9 @@ import sys
 
 NAME = "study"
 HELP = "blinded reader studies: demo, new, run, audit, analyze, export, status"
-DESCRIPTION = __doc__
+DESCRIPTION = ("Blinded reader studies: real-vs-synthetic forced choice (pairs) and anatomical continuity "
+               "scoring, logged to SQLite, with the papers' statistics. `ctstudio study ACTION --help` "
+               "describes each action.")
 
 
 def add_arguments(p) -> None:
