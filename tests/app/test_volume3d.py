@@ -105,3 +105,7 @@ def test_3d_view_in_a_real_window_under_xvfb(tmp_path, sample_path):
     assert render.std() > 10
     ax, ay, aw, ah = info["axial"]
     assert _foreground(screen[ay:ay + ah, ax:ax + aw]) > 0.05, "the axial view is blank"
+    # another volume opened: the 3D view shows it (a different, still non-blank render)
+    after = np.asarray(Image.open(str(png).replace(".png", "_after.png")).convert("RGB"))[y:y + h, x:x + w]
+    assert _foreground(after) > 0.05, "the 3D view is blank after a new volume"
+    assert np.abs(after.astype(int) - render.astype(int)).mean() > 5, "the 3D view did not follow the new volume"

@@ -58,6 +58,16 @@ def main() -> int:
 
     shot = QGuiApplication.primaryScreen().grabWindow(0)
     shot.save(out_png)
+    # a new volume replaces the 3D render (the phantom's skull is a smooth shell, unlike headsq)
+    from ctstudio.imaging.phantom import head_phantom
+
+    mw.set_volume(head_phantom(shape=(48, 96, 96), spacing=(2.0, 2.0, 3.0)), "phantom")
+    for _ in range(40):
+        app.processEvents()
+        time.sleep(0.05)
+    view3d.render_window.Render()
+    app.processEvents()
+    QGuiApplication.primaryScreen().grabWindow(0).save(out_png.replace(".png", "_after.png"))
     print(json.dumps({"vtk": rect(view3d.vtk_widget), "axial": rect(viewer.views["axial"]),
                       "platform": QGuiApplication.platformName()}))
     sys.stdout.flush()

@@ -86,10 +86,10 @@ def apply_preset(prop, mapper, name: str) -> None:
             opacity.AddPoint(hu, a)
         prop.ShadeOn()
         mapper.SetBlendModeToComposite()
-    else:  # mip: brightest voxel along each ray, grey levels over [-200, 1500] HU
-        for hu, g in ((-1024, 0.0), (-200, 0.0), (1500, 1.0)):
+    else:  # mip: brightest voxel along each ray, grey levels over [-300, 1000] HU, opaque above -300
+        for hu, g in ((-1024, 0.0), (-300, 0.0), (1000, 1.0)):
             color.AddRGBPoint(hu, g, g, g)
-        for hu, a in ((-1024, 0.0), (-200, 0.0), (1500, 1.0)):
+        for hu, a in ((-1024, 0.0), (-300, 0.0), (-250, 1.0), (3071, 1.0)):
             opacity.AddPoint(hu, a)
         prop.ShadeOff()
         mapper.SetBlendModeToMaximumIntensity()
@@ -102,7 +102,8 @@ def apply_preset(prop, mapper, name: str) -> None:
 
 
 def build_renderer(image_data, preset: str = "bone"):
-    """(renderer, vtkVolume, mapper) for ``image_data`` with the camera on the patient's face."""
+    """(renderer, vtkVolume, mapper) for ``image_data``; call :func:`anterior_camera` once the
+    renderer is in its window (the framing uses the window's aspect)."""
     _, rc = _vtk()
     from vtkmodules.vtkRenderingVolumeOpenGL2 import vtkSmartVolumeMapper
 
@@ -116,12 +117,12 @@ def build_renderer(image_data, preset: str = "bone"):
     ren = rc.vtkRenderer()
     ren.SetBackground(0.05, 0.05, 0.08)
     ren.AddVolume(actor)
-    anterior_camera(ren)
     return ren, actor, mapper
 
 
 def anterior_camera(ren) -> None:
-    """Look at the patient's face: superior up, patient left on screen right."""
+    """Look at the patient's face: superior up, patient left on screen right; the volume's
+    projected box (not its bounding sphere) fills about 85% of the view, so flat slabs fill it too."""
     ren.ResetCamera()
     cam = ren.GetActiveCamera()
     fx, fy, fz = cam.GetFocalPoint()
@@ -129,7 +130,16 @@ def anterior_camera(ren) -> None:
     cam.SetPosition(fx, fy - d, fz)
     cam.SetViewUp(0, 0, 1)
     ren.ResetCamera()
-    cam.Zoom(1.3)
+    bounds = ren.ComputeVisiblePropBounds()
+    x0, x1, _, _, z0, z1 = bounds
+    rw = ren.GetRenderWindow()
+    w, h = rw.GetSize() if rw is not None else (1, 1)
+    aspect = (w / h) if w > 0 and h > 0 else 1.0
+    # ResetCamera fits the bounding sphere (radius: half the box diagonal), about 2 r tall at the focus
+    radius = 0.5 * math.sqrt(sum((bounds[2 * i + 1] - bounds[2 * i]) ** 2 for i in range(3)))
+    need = max(z1 - z0, (x1 - x0) / aspect) / 0.85
+    if need > 0:
+        cam.Zoom(min(4.0, max(0.5, 2.0 * radius / need)))
 
 
 def render_to_array(volume: Volume | DisplayVolume, preset: str = "bone", size=(256, 256), max_dim: int = 128) -> np.ndarray:
@@ -142,6 +152,7 @@ def render_to_array(volume: Volume | DisplayVolume, preset: str = "bone", size=(
     rw.SetOffScreenRendering(1)
     rw.SetSize(*size)
     rw.AddRenderer(ren)
+    anterior_camera(ren)
     rw.Render()
     grab = rc.vtkWindowToImageFilter()
     grab.SetInput(rw)
@@ -200,6 +211,7 @@ class Volume3D(QWidget):
             return
         self.renderer, self.actor, self.mapper = build_renderer(make_image_data(volume, self.max_dim), self.preset)
         self.render_window.AddRenderer(self.renderer)
+        anterior_camera(self.renderer)
         self.render_window.Render()
 
     def set_preset(self, name: str) -> None:
