@@ -31,17 +31,29 @@ def _cancelled(cancel) -> bool:
 
 
 class _Inpaint:
-    def __init__(self, known, mask, generator):
+    """Re-imposes the known part noised to level sigma: ``known + sigma * eps``.
+
+    ``fixed_noise=True`` draws ``eps`` once per sampling run (the known part then follows one consistent
+    noise trajectory, which is what a deterministic ODE sampler expects); ``False`` draws fresh noise at
+    every step (Song et al.'s stochastic PC inpainting).
+    """
+
+    def __init__(self, known, mask, generator, fixed_noise: bool):
         self.known = known
         self.mask = None if mask is None else mask.to(torch.float32)
         self.generator = generator
+        self.fixed = None
+        if self.mask is not None and fixed_noise:
+            self.fixed = torch.randn(known.shape, generator=generator, device=known.device)
 
     def __call__(self, x: torch.Tensor, sigma: float) -> torch.Tensor:
         if self.mask is None:
             return x
         noisy = self.known
         if sigma > 0:
-            noisy = self.known + sigma * torch.randn(x.shape, generator=self.generator, device=x.device)
+            eps = self.fixed if self.fixed is not None else torch.randn(x.shape, generator=self.generator,
+                                                                         device=x.device)
+            noisy = self.known + sigma * eps
         return self.mask * noisy + (1.0 - self.mask) * x
 
 
@@ -51,8 +63,9 @@ def _sigma_batch(x, sigma: float) -> torch.Tensor:
 
 @torch.no_grad()
 def sample_heun(model, x, sigmas, known=None, mask=None, callback=None, cancel=None, generator=None,
-                churn: float = 0.0, s_tmin: float = 0.0, s_tmax: float = float("inf"), s_noise: float = 1.0):
-    imp = _Inpaint(known, mask, generator)
+                churn: float = 0.0, s_tmin: float = 0.0, s_tmax: float = float("inf"), s_noise: float = 1.0,
+                fixed_noise: bool = False, n_corrector: int = 0, snr: float = 0.16):
+    imp = _Inpaint(known, mask, generator, fixed_noise)
     sig = [float(s) for s in sigmas]
     n = len(sig) - 1
     x = imp(x, sig[0])
@@ -77,15 +90,29 @@ def sample_heun(model, x, sigmas, known=None, mask=None, callback=None, cancel=N
             d2 = (x_next - denoised2) / s_next
             x_next = x + (s_next - s_hat) * 0.5 * (d + d2)
         x = imp(x_next, s_next)
+        if s_next > 0:
+            for _ in range(n_corrector):  # Langevin correction: lets the free part agree with the known part
+                x = _langevin(model, x, s_next, snr, generator)
+                x = imp(x, s_next)
+                nfe += 1
         if callback is not None:
             callback({"i": i, "n": n, "sigma": s, "sigma_next": s_next, "x": x, "denoised": denoised, "nfe": nfe})
     return x
 
 
+def _langevin(model, x, s, snr, generator):
+    grad = (model(x, _sigma_batch(x, s)) - x) / s ** 2
+    z = torch.randn(x.shape, generator=generator, device=x.device)
+    g = grad.flatten(1).norm(dim=1).mean()
+    zn = z.flatten(1).norm(dim=1).mean()
+    step = 2.0 * (snr * zn / g.clamp_min(1e-12)) ** 2
+    return x + step * grad + torch.sqrt(2.0 * step) * z
+
+
 @torch.no_grad()
 def sample_pc(model, x, sigmas, known=None, mask=None, callback=None, cancel=None, generator=None,
-              snr: float = 0.16, n_corrector: int = 1):
-    imp = _Inpaint(known, mask, generator)
+              snr: float = 0.16, n_corrector: int = 1, fixed_noise: bool = False):
+    imp = _Inpaint(known, mask, generator, fixed_noise)
     sig = [float(s) for s in sigmas]
     n = len(sig) - 1
     x = imp(x, sig[0])
@@ -96,13 +123,8 @@ def sample_pc(model, x, sigmas, known=None, mask=None, callback=None, cancel=Non
         s, s_next = sig[i], sig[i + 1]
         # corrector: Langevin MCMC at the current level
         for _ in range(n_corrector):
-            grad = (model(x, _sigma_batch(x, s)) - x) / s ** 2
+            x = _langevin(model, x, s, snr, generator)
             nfe += 1
-            z = torch.randn(x.shape, generator=generator, device=x.device)
-            g = grad.flatten(1).norm(dim=1).mean()
-            zn = z.flatten(1).norm(dim=1).mean()
-            step = 2.0 * (snr * zn / g.clamp_min(1e-12)) ** 2
-            x = x + step * grad + torch.sqrt(2.0 * step) * z
             x = imp(x, s)
         # predictor: reverse diffusion from s to s_next
         denoised = model(x, _sigma_batch(x, s))
@@ -136,5 +158,7 @@ def sigmas_for(name: str, sde, steps: int, device="cpu") -> torch.Tensor:
     return sde.geometric_sigmas(steps, device) if name == "pc" else sde.karras_sigmas(steps, device=device)
 
 
-def network_calls(name: str, steps: int, n_corrector: int = 1) -> int:
-    return steps * (1 + n_corrector) if name == "pc" else 2 * steps - 1
+def network_calls(name: str, steps: int, n_corrector: int | None = None) -> int:
+    if name == "pc":
+        return steps * (1 + (1 if n_corrector is None else n_corrector))
+    return 2 * steps - 1 + (steps - 1) * (n_corrector or 0)

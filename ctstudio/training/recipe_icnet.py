@@ -1,8 +1,8 @@
 """Recipe: IC-Net, self-supervised on real adjacent slice pairs in the ROI window [-150, 150] HU.
 
-A real slice x gets a synthetic intensity drift ``x_hat = (x - mean(x)) * mu + mean(x)``,
-``mu ~ U[0.7, 1.3]``, applied to its ROI pixels (the mean over them); the net sees (x_hat, prior slice)
-and is trained with L1 to give back x.
+A real slice x, windowed to the ROI and mapped to [-1, 1], gets a synthetic intensity drift
+``x_hat = (x - mean(x)) * mu + mean(x)``, ``mu ~ U[0.7, 1.3]`` (mean over the windowed slice); the net sees
+(x_hat, prior slice) and is trained with L1 to give back x.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ctstudio.imaging.intensity import ICNET_ROI, HURange, hu_to_model
+from ctstudio.imaging.intensity import ICNET_ROI, HURange, hu_to_model, model_to_hu
 from ctstudio.models.icnet import ICNet, ICNetConfig
 from ctstudio.models.score_unet import count_parameters
 from ctstudio.training import datasets
@@ -64,13 +64,20 @@ class ICNetTrainConfig:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
 
 
-def intensity_shift(x: np.ndarray, mu, inside: np.ndarray) -> np.ndarray:
-    """``(x - mean) * mu + mean`` on the ROI pixels of each slice (batch (N, H, W)), others unchanged."""
+def intensity_shift(x: np.ndarray, mu) -> np.ndarray:
+    """``(x - mean(x)) * mu + mean(x)`` per slice of (N, H, W) ROI-windowed model-space slices, clipped to [-1, 1]."""
     x = np.asarray(x, np.float32)
     mu = np.asarray(mu, np.float32).reshape(-1, *([1] * (x.ndim - 1)))
-    cnt = inside.reshape(len(x), -1).sum(1).clip(min=1)
-    mean = (np.where(inside, x, 0).reshape(len(x), -1).sum(1) / cnt).reshape(-1, *([1] * (x.ndim - 1)))
-    return np.where(inside, (x - mean) * mu + mean, x).astype(np.float32)
+    mean = x.reshape(len(x), -1).mean(1).reshape(-1, *([1] * (x.ndim - 1)))
+    return ((x - mean) * mu + mean).clip(-1.0, 1.0).astype(np.float32)
+
+
+def shift_hu(x_hu: np.ndarray, mu: float, roi: HURange = ICNET_ROI) -> np.ndarray:
+    """The same drift on an HU slice: applied in the ROI window; pixels outside the ROI keep their HU."""
+    xm = hu_to_model(np.asarray(x_hu, np.float32), roi)
+    shifted = model_to_hu(intensity_shift(xm[None], mu)[0], roi)
+    inside = (x_hu > roi.lower) & (x_hu < roi.upper)
+    return np.where(inside, shifted, x_hu).astype(np.float32)
 
 
 class ICNetRecipe(Recipe):
@@ -96,12 +103,10 @@ class ICNetRecipe(Recipe):
         """(N, 2, H, W) HU pairs -> (x_hat, prior, target) in ROI model space, float32 arrays (N, 1, H, W)."""
         cfg = self.config
         roi = cfg.roi()
-        prior, x = pairs_hu[:, 0], pairs_hu[:, 1]
-        inside = (x > roi.lower) & (x < roi.upper)
+        prior, x = hu_to_model(pairs_hu[:, 0], roi), hu_to_model(pairs_hu[:, 1], roi)
         mu = rng.uniform(cfg.mu_low, cfg.mu_high, len(x))
-        x_hat = intensity_shift(x, mu, inside)
-        f = lambda a: hu_to_model(a, roi)[:, None]  # noqa: E731
-        return f(x_hat), f(prior), f(x)
+        x_hat = intensity_shift(x, mu)
+        return x_hat[:, None], prior[:, None], x[:, None]
 
     def make_batches(self, data_dir, rng: np.random.Generator):
         cfg = self.config
