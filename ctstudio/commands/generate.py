@@ -22,7 +22,9 @@ def add_arguments(p) -> None:
     p.add_argument("--sampler", choices=["heun", "pc"], default="heun",
                    help="heun: fast Karras/Heun (default); pc: the paper's predictor-corrector")
     p.add_argument("--steps", type=int, help="sampler steps (default: heun 25, pc 1000)")
-    p.add_argument("--churn", type=float, default=0.0, help="Heun churn (0: deterministic ODE)")
+    p.add_argument("--churn", type=float, help="Heun churn (0: the deterministic ODE; default 80)")
+    p.add_argument("--corrector", type=int, help="Langevin corrector steps per step (default: 1)")
+    p.add_argument("--snr", type=float, help="corrector signal-to-noise ratio (default: pc 0.16, heun 0.3)")
     p.add_argument("--icnet", dest="icnet", action="store_true", default=None, help="calibrate each slice with IC-Net")
     p.add_argument("--no-icnet", dest="icnet", action="store_false", help="no IC-Net")
     p.add_argument("--icnet-model", default=None, help="IC-Net name or path (default: the bundled demo)")
@@ -68,6 +70,7 @@ def run(args) -> int:
         raise InputError("--seed-slice needs --seed-volume")
     req = ASCIIRequest(n_slices=args.slices, seed_volume=seed_vol, seed_slice=args.seed_slice,
                        sampler=args.sampler, steps=args.steps, seed=args.seed, churn=args.churn,
+                       snr=args.snr, n_corrector=args.corrector,
                        calibrator=calibrator)
     bar = None if args.quiet else tqdm(total=args.slices, unit="slice", file=sys.stderr, desc="generating")
 

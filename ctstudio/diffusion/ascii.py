@@ -22,7 +22,7 @@ from typing import Any, Callable, Iterator
 import numpy as np
 import torch
 
-from ctstudio.diffusion.samplers import DEFAULT_STEPS, get_sampler, network_calls, sigmas_for
+from ctstudio.diffusion.samplers import DEFAULT_OPTIONS, DEFAULT_STEPS, get_sampler, network_calls, sigmas_for
 from ctstudio.errors import Cancelled, InputError
 from ctstudio.imaging.intensity import hu_to_model, model_to_hu
 from ctstudio.volume import Provenance, Volume
@@ -38,8 +38,9 @@ class ASCIIRequest:
     sampler: str = "heun"
     steps: int | None = None
     seed: int = 0
-    churn: float = 0.0
-    snr: float = 0.16
+    churn: float | None = None  # None: the sampler's default (samplers.DEFAULT_OPTIONS)
+    snr: float | None = None
+    n_corrector: int | None = None
     calibrator: Any = None  # ICNetCalibrator or None
     options: dict = field(default_factory=dict)
 
@@ -83,11 +84,11 @@ def ascii_slices(model, sde, meta: dict, req: ASCIIRequest, cancel=None,
     sampler = get_sampler(req.sampler)
     steps = int(req.steps or DEFAULT_STEPS[req.sampler])
     sigmas = sigmas_for(req.sampler, sde, steps, device=device)
-    opts = dict(req.options)
-    if req.sampler == "heun":
-        opts.setdefault("churn", req.churn)
-    else:
-        opts.setdefault("snr", req.snr)
+    opts = {**DEFAULT_OPTIONS[req.sampler], **req.options}
+    for key in ("churn", "snr", "n_corrector"):
+        if getattr(req, key) is not None and (key != "churn" or req.sampler == "heun"):
+            opts[key] = getattr(req, key)
+    req.options = opts  # what was used, for the provenance
     seeds_hu, geom = _seed_slices(req, k, size)
     window = [s for s in seeds_hu]  # HU, generation order
     g = torch.Generator(device=device).manual_seed(int(req.seed))
@@ -113,7 +114,7 @@ def ascii_slices(model, sde, meta: dict, req: ASCIIRequest, cancel=None,
         window.append(new_hu)
         out.append(new_hu)
         yield {"event": "slice", "index": j, "n": req.n_slices, "slice_hu": new_hu,
-               "seconds": time.perf_counter() - t0, "nfe": network_calls(req.sampler, steps)}
+               "seconds": time.perf_counter() - t0, "nfe": network_calls(req.sampler, steps, opts.get("n_corrector"))}
     yield {"event": "done", "slices_hu": np.stack(out), "geometry": geom, "seconds": time.perf_counter() - t_all,
            "steps": steps}
 
@@ -127,7 +128,7 @@ def assemble_volume(slices_hu: np.ndarray, geom: dict, meta: dict, req: ASCIIReq
     params = {
         "sampler": req.sampler, "steps": steps, "seed": req.seed, "k": int(meta["k"]), "n_slices": n,
         "icnet": calibrator_name is not None, "icnet_model": calibrator_name, "direction": "inferior",
-        "churn": req.churn if req.sampler == "heun" else None, "snr": req.snr if req.sampler == "pc" else None,
+        "sampler_options": dict(req.options),
         "seed_slice": geom.get("seed_index"), "seconds": round(seconds, 2),
     }
     vol = geom.get("volume")

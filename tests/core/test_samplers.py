@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from ctstudio.diffusion.samplers import SAMPLERS, network_calls, sample_heun, sample_pc, sigmas_for
+from ctstudio.diffusion.samplers import DEFAULT_OPTIONS, DEFAULT_STEPS, SAMPLERS, network_calls, sample_heun, sample_pc, sigmas_for
 from ctstudio.diffusion.sde import VESDE
 from ctstudio.errors import Cancelled
 
@@ -27,7 +27,7 @@ SDE = VESDE(0.002, 40.0)
 
 
 @pytest.mark.parametrize("name,steps,opts", [("heun", 25, {}), ("heun", 25, {"churn": 10.0}),
-                                            ("pc", 300, {"snr": 0.16})])
+                                            ("heun", 25, DEFAULT_OPTIONS["heun"]), ("pc", 300, {"snr": 0.16})])
 def test_sampler_reproduces_target_mean_and_std(name, steps, opts):
     g = torch.Generator().manual_seed(0)
     sig = sigmas_for(name, SDE, steps)
@@ -38,11 +38,12 @@ def test_sampler_reproduces_target_mean_and_std(name, steps, opts):
     std = out.std(dim=(0, 2, 3))
     assert torch.allclose(mean, MU.flatten(), atol=0.03), mean
     assert torch.allclose(std, SD.flatten(), rtol=0.08), std
-    assert den.calls == network_calls(name, steps)
+    assert den.calls == network_calls(name, steps, opts.get("n_corrector"))
 
 
 def test_fast_sampler_needs_20x_fewer_network_calls_than_the_paper_pc():
-    assert network_calls("pc", 1000) / network_calls("heun", 25) >= 20
+    fast = network_calls("heun", DEFAULT_STEPS["heun"], DEFAULT_OPTIONS["heun"]["n_corrector"])
+    assert network_calls("pc", DEFAULT_STEPS["pc"]) / fast >= 20
 
 
 @pytest.mark.parametrize("name", ["heun", "pc"])
