@@ -24,7 +24,7 @@ def add_arguments(p) -> None:
     p.add_argument("--steps", type=int, help="sampler steps (default: heun 25, pc 1000)")
     p.add_argument("--churn", type=float, help="Heun churn (0: the deterministic ODE; default 80)")
     p.add_argument("--corrector", type=int, help="Langevin corrector steps per step (default: 1)")
-    p.add_argument("--snr", type=float, help="corrector signal-to-noise ratio (default: pc 0.16, heun 0.3)")
+    p.add_argument("--snr", type=float, help="corrector signal-to-noise ratio (default: pc 0.16, heun 0.5)")
     p.add_argument("--icnet", dest="icnet", action="store_true", default=None, help="calibrate each slice with IC-Net")
     p.add_argument("--no-icnet", dest="icnet", action="store_false", help="no IC-Net")
     p.add_argument("--icnet-model", default=None, help="IC-Net name or path (default: the bundled demo)")

@@ -146,7 +146,7 @@ DEFAULT_STEPS = {"pc": 1000, "heun": 25}
 #: default options for ASCII generation. Plain deterministic Heun with re-imposed known slices follows the
 #: prior slice poorly (the ODE fixes the new slice's layout at high noise, when the known slice is still
 #: noise); churn plus one Langevin correction per step lets the new slice agree with the prior one.
-DEFAULT_OPTIONS = {"pc": {"snr": 0.16, "n_corrector": 1}, "heun": {"churn": 80.0, "n_corrector": 1, "snr": 0.3}}
+DEFAULT_OPTIONS = {"pc": {"snr": 0.16, "n_corrector": 1}, "heun": {"churn": 80.0, "n_corrector": 1, "snr": 0.5}}
 
 
 def get_sampler(name: str):

@@ -70,6 +70,7 @@ def test_calibrate_writes_a_volume_that_differs_only_in_the_roi(tmp_path, sample
     assert np.array_equal(cal[-1], small.array[-1])  # the anchor (most superior) slice is kept
 
 
+@pytest.mark.slow
 def test_train_prints_json_lines_and_resumes(tmp_path, sample_path):
     args = ("train", "icnet", "--data", sample_path, "--config", "tiny", "--out", tmp_path / "run",
             "--events", "jsonl", "--threads", "1")
