@@ -103,6 +103,8 @@ def plot_robustness(result: dict, path: Path, calibrator: str = "") -> Path:
     ax.plot(mus, [r["mae_roi_hu"] for r in curve], "s--", color=FAKE_COLOUR, alpha=0.6,
             label=f"calibrated, ROI [{result['roi_hu'][0]:g}, {result['roi_hu'][1]:g}] HU")
     ax.plot(mus, [r["mae_shifted_hu"] for r in curve], "o-", color="grey", label="shifted, not calibrated")
+    ax.plot(mus, [r["mae_shifted_roi_hu"] for r in curve], "s--", color="grey", alpha=0.6,
+            label="shifted, not calibrated, ROI")
     ax.set_xlabel("intensity shift mu")
     ax.set_ylabel("MAE vs true slice (HU)")
     label = calibrator if len(calibrator) <= 70 else calibrator[:67] + "..."
