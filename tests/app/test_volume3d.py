@@ -88,7 +88,7 @@ def test_3d_view_in_a_real_window_under_xvfb(tmp_path, sample_path):
         png = tmp_path / "screen.png"
         res = subprocess.run([sys.executable, str(HERE / "xvfb_app_script.py"), str(sample_path), str(png),
                               str(tmp_path / "settings.ini"), "bone"], env=env, cwd=ROOT,
-                             capture_output=True, text=True, timeout=180)
+                             capture_output=True, text=True, encoding="utf-8", timeout=180)
         assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-3000:]
         info = json.loads(res.stdout.strip().splitlines()[-1])
         assert info["platform"] == "xcb"

@@ -10,7 +10,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_import_contracts_hold():
     lint = Path(sys.executable).with_name("lint-imports")
     res = subprocess.run([str(lint), "--config", str(ROOT / "pyproject.toml")], cwd=ROOT,
-                         capture_output=True, text=True)
+                         capture_output=True, text=True, encoding="utf-8")
     assert res.returncode == 0, res.stdout + res.stderr
 
 
@@ -29,5 +29,5 @@ for pkg in ('ctstudio.io', 'ctstudio.imaging', 'ctstudio.studies'):
         importlib.import_module(info.name)
 print('ok')
 """
-    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, encoding="utf-8", cwd=ROOT)
     assert res.returncode == 0 and "ok" in res.stdout, res.stderr

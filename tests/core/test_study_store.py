@@ -98,7 +98,7 @@ def test_two_processes_writing_one_file_lose_no_rows(spec, tmp_path):
         print("done")
     """)
     procs = [subprocess.Popen([sys.executable, "-c", code, name], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              text=True) for name in ("a", "b")]
+                              text=True, encoding="utf-8") for name in ("a", "b")]
     outs = [p.communicate(timeout=120) for p in procs]
     for p, (out, err) in zip(procs, outs):
         assert p.returncode == 0 and "done" in out, err

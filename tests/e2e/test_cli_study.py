@@ -19,7 +19,7 @@ ENV = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
 
 
 def cli(*args, timeout=120):
-    return subprocess.run([sys.executable, "-m", "ctstudio.cli", *map(str, args)], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "ctstudio.cli", *map(str, args)], capture_output=True, text=True, encoding="utf-8",
                           timeout=timeout, env=ENV)
 
 
@@ -130,7 +130,7 @@ def test_killed_reader_sessions_lose_no_committed_answer_and_resume_exactly(tmp_
         code = f"reader{reader}"
         p = subprocess.Popen([sys.executable, "-m", "ctstudio.cli", "study", "run", str(spec), "--db", str(db),
                               "--reader", code, "--delay-ms", "25", "--seed", str(kills), "--no-images"],
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, encoding="utf-8", env=ENV)
         head = ""
         if rnd.random() < 0.2:  # some kills land during start-up (imports, schema, session creation)
             time.sleep(rnd.uniform(0.0, 1.0))
