@@ -111,8 +111,10 @@ class CGANRecipe(Recipe):
         self.config = c
         self.name = "cgan-model"
         self.data_dir = data_dir
-        self.G = UNet3DGenerator(base=c.g_base, depth=c.g_depth, residual=c.residual)
-        self.D = PatchCritic3D(base=c.d_base, n_layers=c.d_layers)
+        with torch.random.fork_rng():  # the same initial weights whatever the caller's RNG state
+            torch.manual_seed(0)
+            self.G = UNet3DGenerator(base=c.g_base, depth=c.g_depth, residual=c.residual)
+            self.D = PatchCritic3D(base=c.d_base, n_layers=c.d_layers)
         self.modules = {"G": self.G, "D": self.D}
         self.optimizers = {
             "G": torch.optim.Adam(self.G.parameters(), lr=c.lr, betas=(c.beta1, c.beta2)),

@@ -170,9 +170,11 @@ class GGCLRecipe(Recipe):
         self.data_dir = data_dir
         c = config
         n = len(c.domains)
-        self.G = StarGenerator(n, conv_dim=c.g_conv_dim, n_res=c.g_repeat, residual=c.residual)
-        self.D = UNetDiscriminator(c.crop, n, conv_dim=c.d_conv_dim, n_levels=c.d_levels,
-                                   feature_channels=self.G.feature_channels)
+        with torch.random.fork_rng():  # the same initial weights whatever the caller's RNG state
+            torch.manual_seed(0)
+            self.G = StarGenerator(n, conv_dim=c.g_conv_dim, n_res=c.g_repeat, residual=c.residual)
+            self.D = UNetDiscriminator(c.crop, n, conv_dim=c.d_conv_dim, n_levels=c.d_levels,
+                                       feature_channels=self.G.feature_channels)
         self.modules = {"G": self.G, "D": self.D}
         self.optimizers = {
             "G": torch.optim.Adam(self.G.parameters(), lr=c.lr, betas=(c.beta1, c.beta2)),
