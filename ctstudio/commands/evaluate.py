@@ -49,8 +49,8 @@ def add_arguments(p) -> None:
     g.add_argument("--moments-stride", type=int, default=1, metavar="K", help="use every K-th axial slice")
     g = p.add_argument_group("IC-Net robustness (--metrics icnet)")
     g.add_argument("--icnet-slices", default="7,14,21,28", metavar="LIST", help="real slices to shift")
-    g.add_argument("--icnet-shift", choices=("model", "hu"), default="model",
-                   help="scale the slice in the [-1, 1] model range (default) or in HU")
+    g.add_argument("--icnet-shift", choices=("icnet", "model", "hu"), default="icnet",
+                   help="icnet (default): IC-Net's training drift in the ROI window; model: scale the 12-bit [-1, 1] range; hu: scale HU")
     g.add_argument("--calibrator", choices=("auto", "icnet", "histogram"), default="auto",
                    help="auto: the bundled IC-Net when available, else histogram matching")
     g.add_argument("--icnet-checkpoint", metavar="PATH", help="an IC-Net checkpoint instead of the bundled one")

@@ -64,3 +64,29 @@ def model_to_hu(x, rng: HURange = FULL_12BIT, clip: bool = True):
 def model_to_hu_int16(x: np.ndarray, rng: HURange = FULL_12BIT) -> np.ndarray:
     """``[-1, 1]`` -> int16 HU, rounded (the form a :class:`~ctstudio.volume.Volume` holds)."""
     return np.rint(model_to_hu(np.asarray(x, dtype=np.float32), rng)).astype(np.int16)
+
+
+def intensity_drift(x, mu):
+    """IC-Net's intensity drift ``(x - mean(x)) * mu + mean(x)`` per slice, clipped to ``[-1, 1]``.
+
+    ``x`` is (N, H, W) (or (H, W)) in the model range of a window, ``mu`` a scalar or one per slice.
+    This is the self-supervised corruption IC-Net is trained to undo (ASCII paper), and the shift
+    the robustness metric applies (its Fig. 5): one definition for both.
+    """
+    x = np.asarray(x, np.float32)
+    squeeze = x.ndim == 2
+    if squeeze:
+        x = x[None]
+    shape = (-1,) + (1,) * (x.ndim - 1)
+    mu = np.broadcast_to(np.asarray(mu, np.float32).reshape(-1), (len(x),)).reshape(shape)
+    mean = x.reshape(len(x), -1).mean(1).reshape(shape)
+    out = ((x - mean) * mu + mean).clip(-1.0, 1.0).astype(np.float32)
+    return out[0] if squeeze else out
+
+
+def intensity_drift_hu(x_hu, mu: float, roi: HURange = ICNET_ROI):
+    """The same drift on an HU slice, applied in the ROI window; pixels outside the ROI keep their HU."""
+    x_hu = np.asarray(x_hu, np.float32)
+    shifted = model_to_hu(intensity_drift(hu_to_model(x_hu, roi), mu), roi)
+    inside = (x_hu > roi.lower) & (x_hu < roi.upper)
+    return np.where(inside, shifted, x_hu).astype(np.float32)

@@ -4,10 +4,13 @@ For chosen real slices k (default 7, 14, 21, 28), the slice is shifted by a fixe
 (0.7 to 1.3 in steps of 0.1), calibrated with its previous real slice k - 1 as the prior, and the
 mean absolute error in HU against the unshifted slice is reported per mu.
 
-The shift multiplies the slice in the model range: x = [-1, 1] of the 12-bit HU range, x' = mu * x
-(``mode="model"``, where generated slices live, so that mu mimics the brightness drift of a
-generated slice), or the HU values themselves (``mode="hu"``). MAE is given over the whole slice
-and within the IC-Net ROI ([-150, 150] HU of the true slice), before and after calibration.
+The default shift (``mode="icnet"``) is IC-Net's own training drift,
+``x' = (x - mean(x)) * mu + mean(x)`` in [-1, 1] of the ROI window [-150, 150] HU, pixels outside the
+ROI unchanged (:func:`ctstudio.imaging.intensity.intensity_drift_hu`, the one definition shared with
+IC-Net training): the drift the calibrator is meant to undo. ``mode="model"`` instead scales the
+whole 12-bit model range (x' = mu * x; brain tissue then moves ~100 HU per 0.1 of mu and leaves the
+ROI), and ``mode="hu"`` the HU values themselves. MAE is given over the whole slice and within the
+IC-Net ROI ([-150, 150] HU of the true slice), before and after calibration.
 
 It works with any calibrator, a callable ``calibrate(generated_hu_slice, prior_hu_slice) ->
 calibrated_hu_slice`` (float HU arrays of one 2D shape): an IC-Net checkpoint wrapped by
@@ -21,28 +24,34 @@ from typing import Callable, Sequence
 import numpy as np
 
 from ctstudio.errors import InputError, ModelError
-from ctstudio.imaging.intensity import FULL_12BIT, ICNET_ROI, HURange, hu_to_model, model_to_hu
+from ctstudio.imaging.intensity import FULL_12BIT, ICNET_ROI, HURange, hu_to_model, intensity_drift_hu, model_to_hu
 
 Calibrator = Callable[[np.ndarray, np.ndarray], np.ndarray]
 DEFAULT_SLICES = (7, 14, 21, 28)
 DEFAULT_MUS = tuple(round(0.7 + 0.1 * i, 1) for i in range(7))
 
 
-def shift_slice(hu: np.ndarray, mu: float, mode: str = "model", rng: HURange = FULL_12BIT) -> np.ndarray:
-    """The slice with its intensity scaled by ``mu`` (see the module doc), as float HU."""
+SHIFT_MODES = ("icnet", "model", "hu")
+
+
+def shift_slice(hu: np.ndarray, mu: float, mode: str = "icnet", rng: HURange = FULL_12BIT) -> np.ndarray:
+    """The slice with its intensity shifted by ``mu`` (see the module doc), as float HU."""
     a = np.asarray(hu, dtype=np.float64)
+    if mode == "icnet":
+        return np.asarray(intensity_drift_hu(a, mu, ICNET_ROI), dtype=np.float64)
     if mode == "model":
         return np.asarray(model_to_hu(hu_to_model(a, rng, clip=True) * mu, rng, clip=True), dtype=np.float64)
     if mode == "hu":
         return a * mu
-    raise InputError(f"unknown shift mode {mode!r}; choose model or hu")
+    raise InputError(f"unknown shift mode {mode!r}; choose one of {', '.join(SHIFT_MODES)}")
 
 
 def histogram_matching(generated: np.ndarray, prior: np.ndarray) -> np.ndarray:
-    """Model-free calibrator: match the generated slice's HU histogram to the prior slice's."""
-    from skimage.exposure import match_histograms
+    """Model-free calibrator: the ROI histogram of the generated slice matched to the prior's
+    (:func:`ctstudio.diffusion.calibrate.histogram_match`, the same baseline the Calibrate command uses)."""
+    from ctstudio.diffusion.calibrate import histogram_match
 
-    return match_histograms(np.asarray(generated, dtype=np.float64), np.asarray(prior, dtype=np.float64))
+    return np.asarray(histogram_match(generated, prior), dtype=np.float64)
 
 
 def icnet_calibrator(checkpoint=None) -> tuple[Calibrator, str]:
@@ -65,7 +74,7 @@ def robustness_curve(
     calibrate: Calibrator,
     slices: Sequence[int] = DEFAULT_SLICES,
     mus: Sequence[float] = DEFAULT_MUS,
-    mode: str = "model",
+    mode: str = "icnet",
     roi: HURange = ICNET_ROI,
     callback: Callable[[dict], None] | None = None,
     cancel: Callable[[], bool] | None = None,

@@ -38,7 +38,7 @@ class EvalOptions:
     moments_stride: int = 1
     icnet_slices: tuple[int, ...] = (7, 14, 21, 28)
     icnet_mus: tuple[float, ...] = (0.7, 0.8, 0.9, 1.0, 1.1, 1.2, 1.3)
-    icnet_shift: str = "model"
+    icnet_shift: str = "icnet"
     calibrator: str = "auto"
     icnet_checkpoint: str | None = None
     seed: int = 0

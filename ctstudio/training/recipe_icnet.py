@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ctstudio.imaging.intensity import ICNET_ROI, HURange, hu_to_model, model_to_hu
+from ctstudio.imaging.intensity import ICNET_ROI, HURange, hu_to_model, intensity_drift
 from ctstudio.models.icnet import ICNet, ICNetConfig
 from ctstudio.models.score_unet import count_parameters
 from ctstudio.training import datasets
@@ -64,22 +64,6 @@ class ICNetTrainConfig:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
 
 
-def intensity_shift(x: np.ndarray, mu) -> np.ndarray:
-    """``(x - mean(x)) * mu + mean(x)`` per slice of (N, H, W) ROI-windowed model-space slices, clipped to [-1, 1]."""
-    x = np.asarray(x, np.float32)
-    mu = np.asarray(mu, np.float32).reshape(-1, *([1] * (x.ndim - 1)))
-    mean = x.reshape(len(x), -1).mean(1).reshape(-1, *([1] * (x.ndim - 1)))
-    return ((x - mean) * mu + mean).clip(-1.0, 1.0).astype(np.float32)
-
-
-def shift_hu(x_hu: np.ndarray, mu: float, roi: HURange = ICNET_ROI) -> np.ndarray:
-    """The same drift on an HU slice: applied in the ROI window; pixels outside the ROI keep their HU."""
-    xm = hu_to_model(np.asarray(x_hu, np.float32), roi)
-    shifted = model_to_hu(intensity_shift(xm[None], mu)[0], roi)
-    inside = (x_hu > roi.lower) & (x_hu < roi.upper)
-    return np.where(inside, shifted, x_hu).astype(np.float32)
-
-
 class ICNetRecipe(Recipe):
     kind = "icnet"
     preview_window = "icnet-roi"
@@ -105,7 +89,7 @@ class ICNetRecipe(Recipe):
         roi = cfg.roi()
         prior, x = hu_to_model(pairs_hu[:, 0], roi), hu_to_model(pairs_hu[:, 1], roi)
         mu = rng.uniform(cfg.mu_low, cfg.mu_high, len(x))
-        x_hat = intensity_shift(x, mu)
+        x_hat = intensity_drift(x, mu)
         return x_hat[:, None], prior[:, None], x[:, None]
 
     def make_batches(self, data_dir, rng: np.random.Generator):

@@ -5,7 +5,8 @@ import pytest
 import torch
 
 from ctstudio.diffusion.calibrate import ICNetCalibrator, calibrate_volume, histogram_match
-from ctstudio.training.recipe_icnet import intensity_shift, shift_hu
+from ctstudio.imaging.intensity import intensity_drift as intensity_shift
+from ctstudio.imaging.intensity import intensity_drift_hu as shift_hu
 
 
 @pytest.fixture(autouse=True)

@@ -18,9 +18,23 @@ def chest(shared_data):
 
 def test_shift_is_a_scaling_in_the_model_range():
     hu = np.array([[-1024.0, 1023.5, 3071.0]])  # model range -1, 0, 1
-    np.testing.assert_allclose(rb.shift_slice(hu, 0.5), [[-1024 + 4095 / 4, 1023.5, 1023.5 + 4095 / 4]])
-    np.testing.assert_allclose(rb.shift_slice(hu, 1.0), hu)
+    np.testing.assert_allclose(rb.shift_slice(hu, 0.5, mode="model"), [[-1024 + 4095 / 4, 1023.5, 1023.5 + 4095 / 4]])
+    np.testing.assert_allclose(rb.shift_slice(hu, 1.0, mode="model"), hu)
     np.testing.assert_allclose(rb.shift_slice(hu, 0.9, mode="hu"), hu * 0.9)
+
+
+def test_default_shift_is_icnets_training_drift_in_the_roi():
+    hu = np.array([[-500.0, -100.0, 0.0, 50.0, 1200.0]])
+    out = rb.shift_slice(hu, 1.2)
+    # outside the ROI untouched; inside, (x - mean) * mu + mean in [-1, 1] of [-150, 150] HU
+    assert out[0, 0] == -500 and out[0, 4] == 1200
+    x = (hu + 150) / 150 - 1
+    x = x.clip(-1, 1)
+    m = x.mean()
+    expect = (((x - m) * 1.2 + m).clip(-1, 1) + 1) * 150 - 150
+    np.testing.assert_allclose(out[0, 1:4], expect[0, 1:4], atol=1e-3)
+    with pytest.raises(InputError, match="icnet, model, hu"):
+        rb.shift_slice(hu, 1.1, mode="nope")
 
 
 def test_curve_with_an_identity_calibrator_is_the_shift_error(chest):
