@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def _ctstudio(*args, cwd):
     return subprocess.run([sys.executable, "-m", "ctstudio.cli", *map(str, args)], cwd=cwd, capture_output=True,
-                          text=True, timeout=600)
+                          text=True, encoding="utf-8", timeout=600)
 
 
 def _psnrs(stdout: str) -> dict:
