@@ -23,7 +23,9 @@ def add_arguments(p) -> None:
                    help="heun: fast Karras/Heun (default); pc: the paper's predictor-corrector")
     p.add_argument("--steps", type=int, help="sampler steps (default: heun 25, pc 1000)")
     p.add_argument("--churn", type=float, help="Heun churn (0: the deterministic ODE; default 80)")
-    p.add_argument("--corrector", type=int, help="Langevin corrector steps per step (default: 1)")
+    p.add_argument("--corrector", type=int, help="Langevin corrector steps per step (default: pc 1, heun 2)")
+    p.add_argument("--corrector-smax", type=float,
+                   help="heun: Langevin corrections only at noise levels <= this (default 1.0; 'inf': every level)")
     p.add_argument("--snr", type=float, help="corrector signal-to-noise ratio (default: pc 0.16, heun 0.5)")
     p.add_argument("--icnet", dest="icnet", action="store_true", default=None, help="calibrate each slice with IC-Net")
     p.add_argument("--no-icnet", dest="icnet", action="store_false", help="no IC-Net")
@@ -71,7 +73,9 @@ def run(args) -> int:
     req = ASCIIRequest(n_slices=args.slices, seed_volume=seed_vol, seed_slice=args.seed_slice,
                        sampler=args.sampler, steps=args.steps, seed=args.seed, churn=args.churn,
                        snr=args.snr, n_corrector=args.corrector,
-                       calibrator=calibrator)
+                       calibrator=calibrator,
+                       options={"corrector_smax": args.corrector_smax}
+                       if args.corrector_smax is not None and args.sampler == "heun" else {})
     bar = None if args.quiet else tqdm(total=args.slices, unit="slice", file=sys.stderr, desc="generating")
 
     def on_event(ev):

@@ -103,10 +103,13 @@ def ascii_slices(model, sde, meta: dict, req: ASCIIRequest, cancel=None,
         known = torch.zeros(1, k, size, size, device=device)
         known[0, :-1] = torch.from_numpy(hu_to_model(np.stack(window[-(k - 1):]), rng_hu)).to(device)
         x = torch.randn((1, k, size, size), generator=g, device=device) * sigmas[0]
-        cb = None
-        if step_callback is not None:
-            cb = lambda ev, j=j: step_callback({**{kk: v for kk, v in ev.items() if kk not in ("x", "denoised")},  # noqa: E731
-                                                 "slice": j, "n_slices": req.n_slices})
+        nfe = {"n": 0}
+
+        def cb(ev, j=j):
+            nfe["n"] = ev.get("nfe", nfe["n"])
+            if step_callback is not None:
+                step_callback({**{kk: v for kk, v in ev.items() if kk not in ("x", "denoised")},
+                               "slice": j, "n_slices": req.n_slices})
         res = sampler(model, x, sigmas, known=known, mask=mask, callback=cb, cancel=cancel, generator=g, **opts)
         new_hu = model_to_hu(res[0, -1].float().cpu().numpy().clip(-1, 1), rng_hu).astype(np.float32)
         if req.calibrator is not None:
@@ -114,7 +117,7 @@ def ascii_slices(model, sde, meta: dict, req: ASCIIRequest, cancel=None,
         window.append(new_hu)
         out.append(new_hu)
         yield {"event": "slice", "index": j, "n": req.n_slices, "slice_hu": new_hu,
-               "seconds": time.perf_counter() - t0, "nfe": network_calls(req.sampler, steps, opts.get("n_corrector"))}
+               "seconds": time.perf_counter() - t0, "nfe": nfe["n"] or network_calls(req.sampler, steps, opts.get("n_corrector"))}
     yield {"event": "done", "slices_hu": np.stack(out), "geometry": geom, "seconds": time.perf_counter() - t_all,
            "steps": steps}
 

@@ -64,8 +64,12 @@ def _sigma_batch(x, sigma: float) -> torch.Tensor:
 @torch.no_grad()
 def sample_heun(model, x, sigmas, known=None, mask=None, callback=None, cancel=None, generator=None,
                 churn: float = 0.0, s_tmin: float = 0.0, s_tmax: float = float("inf"), s_noise: float = 1.0,
-                fixed_noise: bool = False, n_corrector: int = 0, snr: float = 0.16):
+                fixed_noise: bool = False, n_corrector: int = 0, snr: float = 0.16,
+                corrector_smax: float = float("inf"), clip_denoised: bool = False):
+    """``corrector_smax``: Langevin corrections only at levels <= this (fine detail, not layout);
+    ``clip_denoised``: clamp the denoised estimate to the data range [-1, 1] before each Euler/Heun step."""
     imp = _Inpaint(known, mask, generator, fixed_noise)
+    den = (lambda a, sg: model(a, sg).clamp(-1.0, 1.0)) if clip_denoised else model
     sig = [float(s) for s in sigmas]
     n = len(sig) - 1
     x = imp(x, sig[0])
@@ -80,17 +84,17 @@ def sample_heun(model, x, sigmas, known=None, mask=None, callback=None, cancel=N
             eps = torch.randn(x.shape, generator=generator, device=x.device) * s_noise
             x = x + math.sqrt(s_hat ** 2 - s ** 2) * eps
             x = imp(x, s_hat)
-        denoised = model(x, _sigma_batch(x, s_hat))
+        denoised = den(x, _sigma_batch(x, s_hat))
         nfe += 1
         d = (x - denoised) / s_hat
         x_next = x + (s_next - s_hat) * d
         if s_next > 0:
-            denoised2 = model(x_next, _sigma_batch(x, s_next))
+            denoised2 = den(x_next, _sigma_batch(x, s_next))
             nfe += 1
             d2 = (x_next - denoised2) / s_next
             x_next = x + (s_next - s_hat) * 0.5 * (d + d2)
         x = imp(x_next, s_next)
-        if s_next > 0:
+        if 0 < s_next <= corrector_smax:
             for _ in range(n_corrector):  # Langevin correction: lets the free part agree with the known part
                 x = _langevin(model, x, s_next, snr, generator)
                 x = imp(x, s_next)
@@ -145,8 +149,11 @@ SAMPLERS = {"pc": sample_pc, "heun": sample_heun}
 DEFAULT_STEPS = {"pc": 1000, "heun": 25}
 #: default options for ASCII generation. Plain deterministic Heun with re-imposed known slices follows the
 #: prior slice poorly (the ODE fixes the new slice's layout at high noise, when the known slice is still
-#: noise); churn plus one Langevin correction per step lets the new slice agree with the prior one.
-DEFAULT_OPTIONS = {"pc": {"snr": 0.16, "n_corrector": 1}, "heun": {"churn": 80.0, "n_corrector": 1, "snr": 0.5}}
+#: noise); churn plus Langevin corrections let the new slice agree with the prior one. Corrections only at
+#: the low levels (sigma <= 1, i.e. < ~2000 HU of noise: fine anatomy, not layout), two per level, were
+#: measured better than one at every level on the demo model (bench/sampler_bench.py, resources/models/README.md).
+DEFAULT_OPTIONS = {"pc": {"snr": 0.16, "n_corrector": 1},
+                   "heun": {"churn": 80.0, "n_corrector": 2, "snr": 0.5, "corrector_smax": 1.0}}
 
 
 def get_sampler(name: str):
@@ -162,7 +169,12 @@ def sigmas_for(name: str, sde, steps: int, device="cpu") -> torch.Tensor:
     return sde.geometric_sigmas(steps, device) if name == "pc" else sde.karras_sigmas(steps, device=device)
 
 
-def network_calls(name: str, steps: int, n_corrector: int | None = None) -> int:
+def network_calls(name: str, steps: int, n_corrector: int | None = None, sigmas=None,
+                  corrector_smax: float = float("inf")) -> int:
+    """Network calls per sample; for Heun with ``corrector_smax`` pass its ``sigmas`` (corrected levels only)."""
     if name == "pc":
         return steps * (1 + (1 if n_corrector is None else n_corrector))
-    return 2 * steps - 1 + (steps - 1) * (n_corrector or 0)
+    corrected = steps - 1
+    if sigmas is not None:
+        corrected = sum(1 for s in [float(v) for v in sigmas][1:] if 0 < s <= corrector_smax)
+    return 2 * steps - 1 + corrected * (n_corrector or 0)

@@ -43,6 +43,8 @@ class ScoreTrainConfig:
     flip_lr: bool = True
     air_pad: bool = True
     bf16: bool = False  # CPU bf16 autocast: only where measured faster (it was 6x slower on the CI CPU)
+    channels_last: bool = False
+    init_from: str = ""  # fine-tune: start from this score model's weights (name or path; same network config)
 
     @classmethod
     def tiny(cls) -> "ScoreTrainConfig":
@@ -94,6 +96,9 @@ class ScoreRecipe(Recipe):
         self.sde = cfg.sde()
         self.model = ScoreModel(cfg.unet())
         self.model.autocast_bf16 = cfg.bf16
+        self.model.channels_last = cfg.channels_last
+        if cfg.init_from:
+            self._init_from(cfg.init_from)
         self.modules = {"model": self.model}
         self.optimizers = {"model": torch.optim.Adam(self.model.parameters(), lr=cfg.lr)}
         self.ema_modules = ("model",)
@@ -107,6 +112,17 @@ class ScoreRecipe(Recipe):
             self.files = [str(p) for p in datasets.find_volumes(data_dir)]
             hu = datasets.adjacent_stacks(vols, cfg.k, cfg.image_size, air_pad=cfg.air_pad)
             self.stacks = hu_to_model(hu, cfg.hu_range())
+
+    def _init_from(self, name_or_path: str) -> None:
+        from ctstudio import checkpoints
+        from ctstudio.errors import ModelError
+
+        meta, tensors = checkpoints.load_model(name_or_path, kind="score")
+        if meta["config"].get("unet") != self.config.unet().to_dict():
+            raise ModelError("init_from: that model's network config differs from this config's",
+                             path=checkpoints.resolve_model(name_or_path),
+                             hint="fine-tune with the same base_channels/channel_mult/num_res_blocks/attn/k")
+        checkpoints.load_into(self.model, tensors, "model", path=checkpoints.resolve_model(name_or_path))
 
     def make_batches(self, data_dir, rng: np.random.Generator):
         cfg = self.config

@@ -43,19 +43,35 @@ def test_sampler_reproduces_target_mean_and_std(name, steps, opts):
 
 
 def test_the_ascii_default_corrector_trades_some_variance_for_adherence():
-    """ASCII's default (Heun + churn + Langevin at snr 0.5) over-disperses a Gaussian by a known amount
-    (unadjusted Langevin's O(step) bias); this pins the figure README quotes, so a change is noticed."""
+    """ASCII's default (Heun + churn + Langevin at snr 0.5 at the low levels) over-disperses a Gaussian by a
+    known amount (unadjusted Langevin's O(step) bias); this pins the figure, so a change is noticed."""
     g = torch.Generator().manual_seed(0)
     sig = sigmas_for("heun", SDE, 25)
-    out = sample_heun(GaussianDenoiser(), torch.randn(4000, 2, 2, 2, generator=g) * sig[0], sig, generator=g,
+    den = GaussianDenoiser()
+    out = sample_heun(den, torch.randn(4000, 2, 2, 2, generator=g) * sig[0], sig, generator=g,
                       **DEFAULT_OPTIONS["heun"])
     ratio = (out.std(dim=(0, 2, 3)) / SD.flatten())
     assert torch.all((ratio > 1.0) & (ratio < 1.35)), ratio
     assert torch.allclose(out.mean(dim=(0, 2, 3)), MU.flatten(), atol=0.03)
+    opts = DEFAULT_OPTIONS["heun"]
+    assert den.calls == network_calls("heun", 25, opts["n_corrector"], sigmas=sig,
+                                      corrector_smax=opts["corrector_smax"])
+
+
+def test_corrector_smax_corrects_only_the_low_levels():
+    sig = sigmas_for("heun", SDE, 25)
+    n_low = int(((sig[1:] > 0) & (sig[1:] <= 1.0)).sum())
+    assert 0 < n_low < 24
+    den = GaussianDenoiser()
+    sample_heun(den, torch.randn(8, 2, 2, 2) * sig[0], sig, n_corrector=2, corrector_smax=1.0)
+    assert den.calls == 49 + 2 * n_low == network_calls("heun", 25, 2, sigmas=sig, corrector_smax=1.0)
 
 
 def test_fast_sampler_needs_20x_fewer_network_calls_than_the_paper_pc():
-    fast = network_calls("heun", DEFAULT_STEPS["heun"], DEFAULT_OPTIONS["heun"]["n_corrector"])
+    opts = DEFAULT_OPTIONS["heun"]
+    sig = sigmas_for("heun", VESDE(0.001, 100.0), DEFAULT_STEPS["heun"])  # the demo model's SDE
+    fast = network_calls("heun", DEFAULT_STEPS["heun"], opts["n_corrector"], sigmas=sig,
+                         corrector_smax=opts["corrector_smax"])
     assert network_calls("pc", DEFAULT_STEPS["pc"]) / fast >= 20
 
 

@@ -72,3 +72,25 @@ def test_icnet_is_identity_at_init_and_keeps_shape(size):
         out = net(g, p)
     assert out.shape == g.shape
     assert torch.equal(out, g)  # zero-initialised residual: an untrained IC-Net changes nothing
+
+
+def test_score_recipe_init_from_starts_from_a_saved_model(tmp_path):
+    """Fine-tuning (init_from) starts from the saved weights; a model of another network config is refused."""
+    import dataclasses
+
+    from ctstudio import checkpoints
+    from ctstudio.errors import ModelError
+    from ctstudio.training.recipe_score import ScoreRecipe, ScoreTrainConfig, model_config
+
+    cfg = ScoreTrainConfig.tiny()
+    torch.manual_seed(3)
+    a = ScoreRecipe(cfg, None)
+    with torch.no_grad():
+        for p in a.model.parameters():
+            p.add_(0.01 * torch.randn_like(p))
+    path = checkpoints.save_model(tmp_path, "a", "score", {"model": a.model}, model_config(cfg), {})
+    b = ScoreRecipe(dataclasses.replace(cfg, init_from=str(path), lr=1e-4), None)
+    for (k, pa), pb in zip(a.model.state_dict().items(), b.model.state_dict().values()):
+        assert torch.equal(pa, pb), k
+    with pytest.raises(ModelError, match="network config"):
+        ScoreRecipe(dataclasses.replace(cfg, base_channels=8, init_from=str(path)), None)
