@@ -74,13 +74,26 @@ def weights_path() -> Path:
 
 
 def load_inception(path: str | Path | None = None):
-    """The TorchScript FID Inception-v3 on CPU, in eval mode (cached per path)."""
+    """The TorchScript FID Inception-v3 on CPU, in eval mode (cached per path).
+
+    A TorchScript file can carry code, so only the published weights file is loaded: its SHA-256
+    must equal :data:`FID_WEIGHTS_SHA256`.
+    """
+    import hashlib
+
     import torch
 
     p = Path(path) if path is not None else weights_path()
     key = str(p)
     with _model_lock:
         if key not in _model_cache:
+            h = hashlib.sha256()
+            with open(p, "rb") as fh:
+                for chunk in iter(lambda: fh.read(1 << 22), b""):
+                    h.update(chunk)
+            if h.hexdigest() != FID_WEIGHTS_SHA256:
+                raise ModelError("this is not the published FID Inception file (SHA-256 differs); "
+                                 "ctstudio loads only that file", path=p, hint="reinstall it: " + FID_INSTALL_HINT)
             try:
                 model = torch.jit.load(str(p), map_location="cpu")
             except Exception as exc:  # a corrupt or truncated file

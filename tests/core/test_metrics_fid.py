@@ -24,6 +24,13 @@ def test_weights_come_from_the_installed_package_and_match_the_published_checksu
     assert h.hexdigest() == fid.FID_WEIGHTS_SHA256
 
 
+def test_a_file_other_than_the_published_weights_is_never_loaded(tmp_path):
+    other = tmp_path / "default_1.pt"
+    other.write_bytes(b"PK\x03\x04 not the inception weights")
+    with pytest.raises(ModelError, match="SHA-256 differs"):
+        fid.load_inception(other)
+
+
 def test_missing_weights_package_says_exactly_what_to_install(monkeypatch):
     real_find = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec",
