@@ -151,9 +151,11 @@ DEFAULT_STEPS = {"pc": 1000, "heun": 25}
 #: prior slice poorly (the ODE fixes the new slice's layout at high noise, when the known slice is still
 #: noise); churn plus Langevin corrections let the new slice agree with the prior one. Corrections only at
 #: the low levels (sigma <= 1, i.e. < ~2000 HU of noise: fine anatomy, not layout), two per level, were
-#: measured better than one at every level on the demo model (bench/sampler_bench.py, resources/models/README.md).
+#: measured better than one at every level on the demo model (bench/sampler_bench.py, resources/models/README.md);
+#: clamping the denoised estimate to the data range [-1, 1] lowered the drift further.
 DEFAULT_OPTIONS = {"pc": {"snr": 0.16, "n_corrector": 1},
-                   "heun": {"churn": 80.0, "n_corrector": 2, "snr": 0.5, "corrector_smax": 1.0}}
+                   "heun": {"churn": 80.0, "n_corrector": 2, "snr": 0.5, "corrector_smax": 1.0,
+                            "clip_denoised": True}}
 
 
 def get_sampler(name: str):

@@ -48,14 +48,27 @@ def test_the_ascii_default_corrector_trades_some_variance_for_adherence():
     g = torch.Generator().manual_seed(0)
     sig = sigmas_for("heun", SDE, 25)
     den = GaussianDenoiser()
-    out = sample_heun(den, torch.randn(4000, 2, 2, 2, generator=g) * sig[0], sig, generator=g,
-                      **DEFAULT_OPTIONS["heun"])
+    opts = {**DEFAULT_OPTIONS["heun"], "clip_denoised": False}  # the Gaussian's tails reach past [-1, 1]
+    out = sample_heun(den, torch.randn(4000, 2, 2, 2, generator=g) * sig[0], sig, generator=g, **opts)
     ratio = (out.std(dim=(0, 2, 3)) / SD.flatten())
     assert torch.all((ratio > 1.0) & (ratio < 1.35)), ratio
     assert torch.allclose(out.mean(dim=(0, 2, 3)), MU.flatten(), atol=0.03)
     opts = DEFAULT_OPTIONS["heun"]
     assert den.calls == network_calls("heun", 25, opts["n_corrector"], sigmas=sig,
                                       corrector_smax=opts["corrector_smax"])
+
+
+def test_clip_denoised_keeps_the_free_channels_in_the_data_range():
+    sig = sigmas_for("heun", SDE, 10)
+    overshoot = lambda x, sigma: x * 0 + 3.0  # noqa: E731  a denoiser that points outside [-1, 1]
+    known = torch.full((2, 2, 4, 4), 0.5)
+    mask = torch.zeros_like(known)
+    mask[:, 0] = 1
+    x = torch.randn(2, 2, 4, 4) * sig[0]
+    out = sample_heun(overshoot, x, sig, known=known, mask=mask, clip_denoised=True)
+    assert torch.allclose(out[:, 1], torch.ones(2, 4, 4))  # clamped to +1 (unclipped: 3)
+    assert torch.equal(out[:, 0], known[:, 0])
+    assert torch.allclose(sample_heun(overshoot, x, sig)[:, 1], torch.full((2, 4, 4), 3.0))
 
 
 def test_corrector_smax_corrects_only_the_low_levels():
