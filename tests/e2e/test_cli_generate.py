@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def ctstudio(*args, cwd, env_extra=None, timeout=300):
     env = {**os.environ, "OMP_NUM_THREADS": "1", **(env_extra or {})}
     return subprocess.run([sys.executable, "-m", "ctstudio.cli", *map(str, args)], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=timeout)
+                          capture_output=True, text=True, encoding="utf-8", timeout=timeout)
 
 
 @pytest.mark.slow
