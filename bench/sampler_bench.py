@@ -148,9 +148,9 @@ def main() -> None:
     configs = [
         (f"PC (paper), {args.pc_steps} steps", "pc", args.pc_steps, DEFAULT_OPTIONS["pc"]),
         (f"Heun ODE, {args.fast_steps} steps, no churn", "heun", args.fast_steps, {"churn": 0.0, "n_corrector": 0}),
-        (f"Heun {args.fast_steps} + churn + 1 corrector at every level", "heun", args.fast_steps,
-         {"churn": 80.0, "n_corrector": 1, "snr": 0.5, "corrector_smax": float("inf")}),
-        (f"fast default: Heun {args.fast_steps} + churn + 2 corr. sigma<=1", "heun", args.fast_steps,
+        (f"previous default: Heun {args.fast_steps} + churn + 1 corr. all", "heun", args.fast_steps,
+         {"churn": 80.0, "n_corrector": 1, "snr": 0.5, "corrector_smax": float("inf"), "clip_denoised": False}),
+        (f"fast default: Heun {args.fast_steps}+churn+2 corr. s<=1+clamp", "heun", args.fast_steps,
          DEFAULT_OPTIONS["heun"]),
     ]
     res = []
