@@ -99,8 +99,7 @@ def make_schedule(kind: str, real: list[str], synthetic: list[str], n: int, seed
     if kind == "continuity":
         n_real = (n + int(rng.integers(0, 2))) // 2 if n % 2 else n // 2
         n_syn = n - n_real
-        if sampling == "balanced" and (n_real > len(real) or n_syn > len(synthetic)):
-            pass  # balanced sampling cycles through the pool; repeats only after every case was used
+        # balanced sampling cycles through a pool smaller than the draw: repeats only after every case was used
         items = [("real", t) for t in _draw(rng, real, n_real, sampling)]
         items += [("synthetic", t) for t in _draw(rng, synthetic, n_syn, sampling)]
         order = rng.permutation(len(items))
