@@ -13,8 +13,10 @@ if [ ! -x .venv/bin/python ]; then
     echo "ctstudio: creating .venv with $($py --version)" >&2
     "$py" -m venv .venv
 fi
-stamp=".venv/.stamp-$(sha256sum pyproject.toml | cut -c1-16)${extras:+-dev}"
-if [ ! -e "$stamp" ]; then
+base=".venv/.stamp-$(sha256sum pyproject.toml | cut -c1-16)"
+stamp="$base${extras:+-dev}"
+# A dev install also satisfies a plain one, so ./run.sh after ./test.sh installs nothing.
+if [ ! -e "$stamp" ] && [ ! -e "$base-dev" ]; then
     echo "ctstudio: installing pinned dependencies into .venv (first run takes a few minutes)" >&2
     .venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".${extras}"
     rm -f .venv/.stamp-*
