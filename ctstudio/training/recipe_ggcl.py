@@ -84,8 +84,8 @@ class GGCLConfig:
 
     @property
     def weights(self) -> ggcl.LossWeights:
-        return ggcl.LossWeights(self.lambda_cls, self.lambda_cyc, self.lambda_gp, self.lambda_ggcl, self.lambda_pair,
-                                self.guide, self.num_patches, self.tau)
+        # the flat config carries LossWeights' fields by name (JSON config files override them one by one)
+        return ggcl.LossWeights(**{f.name: getattr(self, f.name) for f in dataclasses.fields(ggcl.LossWeights)})
 
     @classmethod
     def paper(cls) -> "GGCLConfig":

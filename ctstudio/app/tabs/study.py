@@ -52,22 +52,8 @@ class RegistrationScreen(QWidget):
         intro.setWordWrap(True)
         lay.addWidget(intro)
         form = QFormLayout()
-        self.spec_edit = QLineEdit()
-        self.spec_edit.setPlaceholderText("study spec (.toml)")
-        spec_row = QHBoxLayout()
-        spec_row.addWidget(self.spec_edit)
-        b = QPushButton("Browse...")
-        b.clicked.connect(self._browse_spec)
-        spec_row.addWidget(b)
-        form.addRow("Study spec", spec_row)
-        self.db_edit = QLineEdit()
-        self.db_edit.setPlaceholderText("study database (.db), created when missing")
-        db_row = QHBoxLayout()
-        db_row.addWidget(self.db_edit)
-        b2 = QPushButton("Browse...")
-        b2.clicked.connect(self._browse_db)
-        db_row.addWidget(b2)
-        form.addRow("Database", db_row)
+        self.spec_edit = self._path_row(form, "Study spec", "study spec (.toml)", self._browse_spec)
+        self.db_edit = self._path_row(form, "Database", "study database (.db), created when missing", self._browse_db)
         self.reader_edit = QLineEdit()
         self.reader_edit.setPlaceholderText("e.g. R07")
         form.addRow("Reader code", self.reader_edit)
@@ -99,6 +85,19 @@ class RegistrationScreen(QWidget):
         self.start_button.clicked.connect(self.start_requested)
         lay.addWidget(self.start_button, alignment=Qt.AlignmentFlag.AlignRight)
         lay.addStretch(1)
+
+    @staticmethod
+    def _path_row(form: QFormLayout, label: str, placeholder: str, browse) -> QLineEdit:
+        """A form row: a path field with a Browse... button beside it."""
+        edit = QLineEdit()
+        edit.setPlaceholderText(placeholder)
+        row = QHBoxLayout()
+        row.addWidget(edit)
+        button = QPushButton("Browse...")
+        button.clicked.connect(browse)
+        row.addWidget(button)
+        form.addRow(label, row)
+        return edit
 
     def _browse_spec(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Study spec", "", "Study spec (*.toml);;All files (*)")
