@@ -22,6 +22,9 @@ def add_arguments(p) -> None:
     p.add_argument("--sampler", choices=["heun", "pc"], default="heun",
                    help="heun: fast Karras/Heun (default); pc: the paper's predictor-corrector")
     p.add_argument("--steps", type=int, help="sampler steps (default: heun 25, pc 1000)")
+    p.add_argument("--condition", choices=["clean", "noised"],
+                   help="how the prior slices enter: clean (a conditional model, the default where the model "
+                        "was trained for it) or noised (the paper's inpainting: re-imposed at each noise level)")
     p.add_argument("--churn", type=float, help="Heun churn (0: the deterministic ODE; default 80)")
     p.add_argument("--corrector", type=int, help="Langevin corrector steps per step (default: pc 1, heun 2)")
     p.add_argument("--corrector-smax", type=float,
@@ -72,7 +75,7 @@ def run(args) -> int:
         raise InputError("--seed-slice needs --seed-volume")
     req = ASCIIRequest(n_slices=args.slices, seed_volume=seed_vol, seed_slice=args.seed_slice,
                        sampler=args.sampler, steps=args.steps, seed=args.seed, churn=args.churn,
-                       snr=args.snr, n_corrector=args.corrector,
+                       snr=args.snr, n_corrector=args.corrector, condition=args.condition,
                        calibrator=calibrator,
                        options={"corrector_smax": args.corrector_smax}
                        if args.corrector_smax is not None and args.sampler == "heun" else {})
@@ -92,6 +95,7 @@ def run(args) -> int:
         (".nii", ".nii.gz", ".mha", ".nrrd")) else write_volume(vol, args.output)
     p = vol.provenance.parameters
     print(f"wrote {out}: {vol.shape[0]} slices {vol.shape[1]}x{vol.shape[2]}, model {meta['name']}, "
-          f"{p['sampler']} {p['steps']} steps, seed {p['seed']}, IC-Net {'on' if p['icnet'] else 'off'}, "
+          f"{p['sampler']} {p['steps']} steps ({p['sampler_options'].get('condition')} prior slices), "
+          f"seed {p['seed']}, IC-Net {'on' if p['icnet'] else 'off'}, "
           f"{p['seconds'] / max(1, vol.shape[0]):.2f} s/slice")
     return 0

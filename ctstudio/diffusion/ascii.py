@@ -22,7 +22,7 @@ from typing import Any, Callable, Iterator
 import numpy as np
 import torch
 
-from ctstudio.diffusion.samplers import DEFAULT_OPTIONS, DEFAULT_STEPS, get_sampler, network_calls, sigmas_for
+from ctstudio.diffusion.samplers import DEFAULT_STEPS, default_options, get_sampler, network_calls, sigmas_for
 from ctstudio.errors import Cancelled, InputError
 from ctstudio.imaging.intensity import hu_to_model, model_to_hu
 from ctstudio.volume import Provenance, Volume
@@ -38,7 +38,8 @@ class ASCIIRequest:
     sampler: str = "heun"
     steps: int | None = None
     seed: int = 0
-    churn: float | None = None  # None: the sampler's default (samplers.DEFAULT_OPTIONS)
+    churn: float | None = None  # None: the sampler's default (samplers.default_options)
+    condition: str | None = None  # "clean" / "noised"; None: "clean" where the model was trained for it
     snr: float | None = None
     n_corrector: int | None = None
     calibrator: Any = None  # ICNetCalibrator or None
@@ -84,7 +85,14 @@ def ascii_slices(model, sde, meta: dict, req: ASCIIRequest, cancel=None,
     sampler = get_sampler(req.sampler)
     steps = int(req.steps or DEFAULT_STEPS[req.sampler])
     sigmas = sigmas_for(req.sampler, sde, steps, device=device)
-    opts = {**DEFAULT_OPTIONS[req.sampler], **req.options}
+    conditional = bool(meta.get("conditional"))
+    condition = req.condition or req.options.get("condition") or ("clean" if conditional else "noised")
+    if condition not in ("clean", "noised"):
+        raise InputError(f"condition must be 'clean' or 'noised', not {condition!r}")
+    if condition == "clean" and not conditional:
+        raise InputError(f"the model {meta.get('name')!r} was not trained to take the prior slices clean "
+                         "(cond_prob 0)", hint="use --condition noised (the paper's inpainting)")
+    opts = {**default_options(req.sampler, condition), **req.options, "condition": condition}
     for key in ("churn", "snr", "n_corrector"):
         if getattr(req, key) is not None and (key != "churn" or req.sampler == "heun"):
             opts[key] = getattr(req, key)

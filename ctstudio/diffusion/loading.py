@@ -25,6 +25,8 @@ def load_score_model(name_or_path=DEFAULT_SCORE_MODEL, device="cpu"):
         sde = VESDE(**cfg["sde"])
         meta["hu_range"] = HURange.from_dict(cfg["hu_range"])
         meta["k"] = int(cfg["k"])
+        # trained with clean prior slices as a condition (losses.dsm_loss cond_prob): it can sample conditionally
+        meta["conditional"] = float((cfg.get("training") or {}).get("cond_prob", 0.0)) > 0
     except (KeyError, TypeError, ValueError) as exc:
         raise ModelError(f"the score model's config is incomplete ({exc})", path=meta.get("path")) from None
     checkpoints.load_into(model, tensors, "model", path=meta.get("path"))

@@ -7,6 +7,9 @@
 * ``sigmas``: descending noise levels ending in 0;
 * ``known``/``mask``: inpainting. Where ``mask`` is 1, the result is ``known``: after every step the known
   part is re-imposed, noised to the current level (Song et al., controllable generation);
+* ``condition``: ``"noised"`` (that inpainting, the paper's) or ``"clean"``: whole known channels are given to
+  the model *clean* as a condition (``model(x, sigma, clean=channel_mask)``) and kept exactly as given; this
+  needs a model trained with ``cond_prob > 0`` (:mod:`ctstudio.diffusion.losses`);
 * ``callback(dict)``: ``{"i", "n", "sigma", "sigma_next", "x", "denoised", "nfe"}`` after each step;
 * ``cancel``: callable or object with ``is_set()``, checked before each step (raises ``Cancelled``).
 
@@ -38,23 +41,45 @@ class _Inpaint:
     every step (Song et al.'s stochastic PC inpainting).
     """
 
-    def __init__(self, known, mask, generator, fixed_noise: bool):
+    def __init__(self, known, mask, generator, fixed_noise: bool, condition: str = "noised"):
+        if condition not in ("noised", "clean"):
+            raise ValueError(f"condition must be 'noised' or 'clean', not {condition!r}")
         self.known = known
         self.mask = None if mask is None else mask.to(torch.float32)
         self.generator = generator
+        self.clean = condition == "clean" and self.mask is not None
+        self.channels = None  # (B, K) whole channels given clean
+        if self.clean:
+            full = self.mask.flatten(2)
+            if not torch.all((full.amin(-1) == full.amax(-1))):
+                raise ValueError("condition='clean' needs whole known channels (the mask constant per channel)")
+            self.channels = full.amax(-1)
         self.fixed = None
-        if self.mask is not None and fixed_noise:
+        if self.mask is not None and fixed_noise and not self.clean:
             self.fixed = torch.randn(known.shape, generator=generator, device=known.device)
 
     def __call__(self, x: torch.Tensor, sigma: float) -> torch.Tensor:
         if self.mask is None:
             return x
         noisy = self.known
-        if sigma > 0:
+        if sigma > 0 and not self.clean:
             eps = self.fixed if self.fixed is not None else torch.randn(x.shape, generator=self.generator,
                                                                          device=x.device)
             noisy = self.known + sigma * eps
         return self.mask * noisy + (1.0 - self.mask) * x
+
+
+    def denoiser(self, model):
+        """``model`` as ``f(x, sigma)``, given the clean channels when conditioning on them."""
+        if not self.clean:
+            return model
+        return lambda x, sigma: model(x, sigma, clean=self.channels)
+
+    def free_norm(self, v: torch.Tensor) -> torch.Tensor:
+        """Mean over the batch of the norm of ``v`` on the generated (not clean-known) part."""
+        if self.clean:
+            v = v * (1.0 - self.mask)
+        return v.flatten(1).norm(dim=1).mean()
 
 
 def _sigma_batch(x, sigma: float) -> torch.Tensor:
@@ -65,10 +90,11 @@ def _sigma_batch(x, sigma: float) -> torch.Tensor:
 def sample_heun(model, x, sigmas, known=None, mask=None, callback=None, cancel=None, generator=None,
                 churn: float = 0.0, s_tmin: float = 0.0, s_tmax: float = float("inf"), s_noise: float = 1.0,
                 fixed_noise: bool = False, n_corrector: int = 0, snr: float = 0.16,
-                corrector_smax: float = float("inf"), clip_denoised: bool = False):
+                corrector_smax: float = float("inf"), clip_denoised: bool = False, condition: str = "noised"):
     """``corrector_smax``: Langevin corrections only at levels <= this (fine detail, not layout);
     ``clip_denoised``: clamp the denoised estimate to the data range [-1, 1] before each Euler/Heun step."""
-    imp = _Inpaint(known, mask, generator, fixed_noise)
+    imp = _Inpaint(known, mask, generator, fixed_noise, condition)
+    model = imp.denoiser(model)
     den = (lambda a, sg: model(a, sg).clamp(-1.0, 1.0)) if clip_denoised else model
     sig = [float(s) for s in sigmas]
     n = len(sig) - 1
@@ -96,7 +122,7 @@ def sample_heun(model, x, sigmas, known=None, mask=None, callback=None, cancel=N
         x = imp(x_next, s_next)
         if 0 < s_next <= corrector_smax:
             for _ in range(n_corrector):  # Langevin correction: lets the free part agree with the known part
-                x = _langevin(model, x, s_next, snr, generator)
+                x = _langevin(model, x, s_next, snr, generator, imp)
                 x = imp(x, s_next)
                 nfe += 1
         if callback is not None:
@@ -104,19 +130,20 @@ def sample_heun(model, x, sigmas, known=None, mask=None, callback=None, cancel=N
     return x
 
 
-def _langevin(model, x, s, snr, generator):
+def _langevin(model, x, s, snr, generator, imp):
     grad = (model(x, _sigma_batch(x, s)) - x) / s ** 2
     z = torch.randn(x.shape, generator=generator, device=x.device)
-    g = grad.flatten(1).norm(dim=1).mean()
-    zn = z.flatten(1).norm(dim=1).mean()
+    g = imp.free_norm(grad)
+    zn = imp.free_norm(z)
     step = 2.0 * (snr * zn / g.clamp_min(1e-12)) ** 2
     return x + step * grad + torch.sqrt(2.0 * step) * z
 
 
 @torch.no_grad()
 def sample_pc(model, x, sigmas, known=None, mask=None, callback=None, cancel=None, generator=None,
-              snr: float = 0.16, n_corrector: int = 1, fixed_noise: bool = False):
-    imp = _Inpaint(known, mask, generator, fixed_noise)
+              snr: float = 0.16, n_corrector: int = 1, fixed_noise: bool = False, condition: str = "noised"):
+    imp = _Inpaint(known, mask, generator, fixed_noise, condition)
+    model = imp.denoiser(model)
     sig = [float(s) for s in sigmas]
     n = len(sig) - 1
     x = imp(x, sig[0])
@@ -127,7 +154,7 @@ def sample_pc(model, x, sigmas, known=None, mask=None, callback=None, cancel=Non
         s, s_next = sig[i], sig[i + 1]
         # corrector: Langevin MCMC at the current level
         for _ in range(n_corrector):
-            x = _langevin(model, x, s, snr, generator)
+            x = _langevin(model, x, s, snr, generator, imp)
             nfe += 1
             x = imp(x, s)
         # predictor: reverse diffusion from s to s_next
@@ -156,6 +183,18 @@ DEFAULT_STEPS = {"pc": 1000, "heun": 25}
 DEFAULT_OPTIONS = {"pc": {"snr": 0.16, "n_corrector": 1},
                    "heun": {"churn": 80.0, "n_corrector": 2, "snr": 0.5, "corrector_smax": 1.0,
                             "clip_denoised": True}}
+
+
+#: options for a model conditioned on clean prior slices (condition="clean"): the new slice is sampled from
+#: s(x_new | prior slices) directly, so no corrections are needed to make it agree with the prior slice.
+CONDITIONAL_OPTIONS = {"pc": {"snr": 0.16, "n_corrector": 1},
+                       "heun": {"churn": 0.0, "n_corrector": 0, "clip_denoised": True}}
+
+
+def default_options(name: str, condition: str = "noised") -> dict:
+    """The ASCII defaults of sampler ``name`` for the paper's inpainting or for clean conditioning."""
+    get_sampler(name)  # a clear error for an unknown name
+    return dict((CONDITIONAL_OPTIONS if condition == "clean" else DEFAULT_OPTIONS)[name])
 
 
 def get_sampler(name: str):

@@ -149,8 +149,13 @@ class ScoreModel(nn.Module):
     def sigma_data(self) -> float:
         return self.cfg.sigma_data
 
-    def forward(self, x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
-        """The denoised estimate of ``x`` at noise level ``sigma`` (shape (B,) or scalar)."""
+    def forward(self, x: torch.Tensor, sigma: torch.Tensor, clean: torch.Tensor | None = None) -> torch.Tensor:
+        """The denoised estimate of ``x`` at noise level ``sigma`` (shape (B,) or scalar).
+
+        ``clean``: optional (K,) or (B, K) mask of channels given *without* noise (conditional use: the prior
+        slices as a condition). Those channels are fed at sigma 0 (``c_in = 1 / sigma_data``) and returned
+        unchanged; ``sigma`` is then the noise level of the other channels.
+        """
         sigma = torch.as_tensor(sigma, dtype=torch.float32, device=x.device).reshape(-1)
         if sigma.numel() == 1:
             sigma = sigma.expand(x.shape[0])
@@ -159,6 +164,12 @@ class ScoreModel(nn.Module):
         c_skip = sd ** 2 / (s ** 2 + sd ** 2)
         c_out = s * sd / torch.sqrt(s ** 2 + sd ** 2)
         c_in = 1.0 / torch.sqrt(s ** 2 + sd ** 2)
+        if clean is not None:
+            cm = torch.as_tensor(clean, device=x.device).to(torch.float32)
+            cm = cm.reshape(-1, x.shape[1], 1, 1) if cm.dim() == 2 else cm.reshape(1, -1, 1, 1)
+            c_skip = c_skip * (1 - cm) + cm
+            c_out = c_out * (1 - cm)
+            c_in = c_in * (1 - cm) + cm / sd
         c_noise = torch.log(sigma) / 4.0
         inp = c_in * x
         if self.channels_last:
@@ -171,10 +182,10 @@ class ScoreModel(nn.Module):
             f = self.net(inp, c_noise)
         return c_skip * x + c_out * f.contiguous()
 
-    def score(self, x: torch.Tensor, sigma) -> torch.Tensor:
+    def score(self, x: torch.Tensor, sigma, clean: torch.Tensor | None = None) -> torch.Tensor:
         sigma = torch.as_tensor(sigma, dtype=torch.float32, device=x.device).reshape(-1)
         s = (sigma if sigma.numel() > 1 else sigma.expand(x.shape[0]))[:, None, None, None]
-        return (self(x, sigma) - x) / s ** 2
+        return (self(x, sigma, clean) - x) / s ** 2
 
 
 def count_parameters(m: nn.Module) -> int:

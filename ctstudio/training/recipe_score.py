@@ -45,6 +45,12 @@ class ScoreTrainConfig:
     bf16: bool = False  # CPU bf16 autocast: only where measured faster (it was 6x slower on the CI CPU)
     channels_last: bool = False
     init_from: str = ""  # fine-tune: start from this score model's weights (name or path; same network config)
+    # conditional training (losses.dsm_loss): fraction of stacks whose prior slices are given clean; 0 = the paper
+    cond_prob: float = 0.0
+    # noise levels: "uniform" t (the paper) or "lognormal" log sigma ~ N(p_mean, p_std^2)
+    t_sampling: str = "uniform"
+    p_mean: float = -1.2
+    p_std: float = 1.2
 
     @classmethod
     def tiny(cls) -> "ScoreTrainConfig":
@@ -144,7 +150,8 @@ class ScoreRecipe(Recipe):
         for g in opt.param_groups:
             g["lr"] = lr
         x = batch.to(self.device)
-        loss = dsm_loss(self.model, x, self.sde)
+        loss = dsm_loss(self.model, x, self.sde, cond_prob=cfg.cond_prob, t_sampling=cfg.t_sampling,
+                        p_mean=cfg.p_mean, p_std=cfg.p_std)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         if cfg.grad_clip:

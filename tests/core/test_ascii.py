@@ -90,6 +90,34 @@ def test_seed_slice_outside_the_volume_is_a_clear_error(tiny_model, sample):
         list(ascii_slices(model, sde, meta, ASCIIRequest(n_slices=1, seed_volume=sample, seed_slice=93)))
 
 
+def test_clean_condition_needs_a_model_trained_for_it(tiny_model, sample):
+    model, sde, meta = tiny_model  # cond_prob 0: the paper's joint model, inpainting only
+    assert not meta["conditional"]
+    with pytest.raises(InputError, match="not trained to take the prior slices clean"):
+        list(ascii_slices(model, sde, meta, ASCIIRequest(n_slices=1, steps=2, condition="clean")))
+    evs = list(ascii_slices(model, sde, meta, ASCIIRequest(n_slices=1, steps=2)))
+    assert evs[-1]["event"] == "done"
+
+
+def test_a_conditional_model_defaults_to_clean_prior_slices(tmp_path):
+    import dataclasses
+
+    cfg = dataclasses.replace(ScoreTrainConfig.tiny(), cond_prob=0.5)
+    m = ScoreModel(cfg.unet())
+    checkpoints.save_model(tmp_path, "cond", "score", {"model": m}, model_config(cfg), {"summary": "test"})
+    model, sde, meta = load_score_model(tmp_path / "cond.safetensors")
+    assert meta["conditional"]
+    seen = []
+    orig = model.forward
+    model.forward = lambda x, sigma, clean=None: (seen.append(clean), orig(x, sigma, clean))[1]
+    req = ASCIIRequest(n_slices=1, steps=3)
+    vol = generate_volume(model, sde, meta, req)
+    assert all(c is not None and c[0].tolist() == [1.0, 0.0] for c in seen) and len(seen) == 5
+    assert vol.provenance.parameters["sampler_options"]["condition"] == "clean"
+    noised = generate_volume(model, sde, meta, ASCIIRequest(n_slices=1, steps=3, condition="noised"))
+    assert noised.provenance.parameters["sampler_options"]["condition"] == "noised"
+
+
 def test_cancel_between_slices(tiny_model):
     model, sde, meta = tiny_model
     stop = threading.Event()

@@ -32,6 +32,61 @@ def test_preconditioning_passes_clean_input_through_at_tiny_noise():
     assert torch.allclose(d, x, atol=1e-3)
 
 
+def test_clean_channels_are_returned_as_given_and_fed_at_sigma_zero():
+    """clean=[1, 0]: channel 0 is a condition (out = in, exactly); channel 1 still depends on it."""
+    m = ScoreModel(ScoreUNetConfig.tiny()).eval()
+    for p in m.parameters():
+        torch.nn.init.normal_(p, std=0.1)
+    x = torch.rand(2, 2, 16, 16) * 2 - 1
+    with torch.no_grad():
+        d = m(x, torch.tensor(5.0), clean=torch.tensor([1.0, 0.0]))
+        x2 = x.clone()
+        x2[:, 0] = -x2[:, 0]
+        d2 = m(x2, torch.tensor(5.0), clean=torch.tensor([[1.0, 0.0], [1.0, 0.0]]))
+        plain = m(x, torch.tensor(5.0))
+    assert torch.equal(d[:, 0], x[:, 0])
+    assert not torch.allclose(d[:, 1], d2[:, 1])  # the condition reaches the generated channel
+    assert not torch.allclose(d[:, 1], plain[:, 1])  # and is scaled as a clean input (c_in = 1/sigma_data)
+
+
+def test_conditional_loss_scores_only_the_generated_channel():
+    """cond_prob=1: the loss is over the last channel only, so a model that gets the known channel wrong
+    (given clean, it must come back unchanged) is not charged for it, and the noise never touches it."""
+    from ctstudio.diffusion.losses import dsm_loss
+    from ctstudio.diffusion.sde import VESDE
+
+    x = torch.rand(4, 2, 8, 8) * 2 - 1
+    seen = {}
+
+    def perfect_on_last(xn, sigma, clean=None):
+        seen["clean"], seen["input"] = clean, xn
+        out = xn.clone()
+        out[:, 0] = 99.0  # wrong everywhere in the known channel
+        out[:, 1] = x[:, 1]  # exact on the generated one
+        return out
+
+    loss = dsm_loss(perfect_on_last, x, VESDE(0.01, 10.0), cond_prob=1.0, generator=torch.Generator().manual_seed(0))
+    assert loss.item() == 0.0
+    assert torch.equal(seen["clean"], torch.tensor([[1.0, 0.0]] * 4))
+    assert torch.equal(seen["input"][:, 0], x[:, 0])
+    uncond = dsm_loss(perfect_on_last, x, VESDE(0.01, 10.0), generator=torch.Generator().manual_seed(0))
+    assert uncond.item() > 1.0  # the paper's joint objective scores every channel
+
+
+def test_lognormal_noise_levels_follow_their_parameters_within_the_sde_range():
+    from ctstudio.diffusion.losses import sample_sigmas
+    from ctstudio.diffusion.sde import VESDE
+
+    sde = VESDE(0.001, 100.0)
+    g = torch.Generator().manual_seed(0)
+    s = sample_sigmas(20000, sde, generator=g, t_sampling="lognormal", p_mean=-1.2, p_std=1.2)
+    assert abs(s.log().median().item() + 1.2) < 0.05 and s.min() >= 0.001 and s.max() <= 100.0
+    u = sample_sigmas(20000, sde, generator=g)  # t uniform: log sigma uniform over the whole range
+    assert abs(u.log().median().item() - 0.5 * (torch.log(torch.tensor(0.1))).item()) < 0.2  # sqrt(0.001 * 100)
+    with pytest.raises(ValueError, match="t_sampling"):
+        sample_sigmas(2, sde, t_sampling="cosine")
+
+
 def test_noise_level_changes_the_output():
     m = ScoreModel(ScoreUNetConfig.tiny()).eval()
     for p in m.parameters():
