@@ -102,7 +102,8 @@ def train_speed(steps: int = 15) -> list[tuple[str, float]]:
             if i == 2:
                 t = time.perf_counter()
             x = next(it)
-            loss = dsm_loss(m, x, r.sde)
+            loss = dsm_loss(m, x, r.sde, cond_prob=cfg.cond_prob, t_sampling=cfg.t_sampling, p_mean=cfg.p_mean,
+                            p_std=cfg.p_std, cond_noise=cfg.cond_noise)
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -139,20 +140,27 @@ def main() -> None:
     torch.set_num_threads(args.threads)
 
     from ctstudio.diffusion.loading import load_score_model
-    from ctstudio.diffusion.samplers import DEFAULT_OPTIONS
+    from ctstudio.diffusion.samplers import CONDITIONAL_OPTIONS, DEFAULT_OPTIONS
     from ctstudio.io import read_volume
 
     model, sde, meta = load_score_model(*([args.model] if args.model else []))
     vol = read_volume(ROOT / "resources" / "sample" / "headsq_hu.nii.gz")
     seeds = [int(s) for s in args.seeds.split(",")]
+    noised = {"condition": "noised"}
     configs = [
-        (f"PC (paper), {args.pc_steps} steps", "pc", args.pc_steps, DEFAULT_OPTIONS["pc"]),
-        (f"Heun ODE, {args.fast_steps} steps, no churn", "heun", args.fast_steps, {"churn": 0.0, "n_corrector": 0}),
-        (f"previous default: Heun {args.fast_steps} + churn + 1 corr. all", "heun", args.fast_steps,
-         {"churn": 80.0, "n_corrector": 1, "snr": 0.5, "corrector_smax": float("inf"), "clip_denoised": False}),
-        (f"fast default: Heun {args.fast_steps}+churn+2 corr. s<=1+clamp", "heun", args.fast_steps,
-         DEFAULT_OPTIONS["heun"]),
+        (f"PC (paper), {args.pc_steps} steps, inpainting", "pc", args.pc_steps, {**DEFAULT_OPTIONS["pc"], **noised}),
+        (f"Heun ODE {args.fast_steps}, inpainting", "heun", args.fast_steps,
+         {"churn": 0.0, "n_corrector": 0, **noised}),
+        (f"Heun {args.fast_steps}+churn+2 corr. s<=1, inpainting", "heun", args.fast_steps,
+         {**DEFAULT_OPTIONS["heun"], **noised}),
     ]
+    if meta.get("conditional"):  # a model trained with clean prior slices as a condition (cond_prob > 0)
+        clean = {"condition": "clean"}
+        configs += [
+            (f"PC {args.pc_steps} steps, clean prior", "pc", args.pc_steps, {**CONDITIONAL_OPTIONS["pc"], **clean}),
+            (f"fast default: Heun {args.fast_steps}, clean prior", "heun", args.fast_steps,
+             {**CONDITIONAL_OPTIONS["heun"], **clean}),
+        ]
     res = []
     for label, name, steps, opts in configs:
         res.append((label, run_sampler(model, sde, meta, vol, seeds, args.slices, name, steps, dict(opts))))
@@ -172,7 +180,7 @@ def main() -> None:
     if not args.skip_train:
         rows = train_speed()
         ref = rows[0][1]
-        print(f"\n{'training step (demo config, batch 8, 32x32 crops)':<52}{'steps/s':>9}{'vs plain fp32':>15}")
+        print(f"\n{'training step (demo config, batch 8)':<52}{'steps/s':>9}{'vs plain fp32':>15}")
         for label, sps in rows:
             print(f"{label:<52}{sps:>9.2f}{sps / ref:>14.2f}x")
 

@@ -13,6 +13,10 @@ Two options, both off by default (the paper's objective):
 * ``t_sampling="lognormal"``: ``log sigma ~ N(p_mean, p_std^2)`` (clamped to the SDE's range) instead of t
   uniform, i.e. the same per-level loss spent on the levels that shape the image (Karras et al. 2022, sec. 5)
   rather than evenly over 11 e-folds, most of them pure noise or invisible detail.
+* ``cond_noise``: in conditioned examples, the prior slices get Gaussian noise of an SD drawn from
+  U(0, cond_noise) (conditioning augmentation, Ho et al. 2022, "Cascaded diffusion"): slice-by-slice
+  generation feeds the model its own, slightly wrong, slices, and a model trained only on perfect prior slices
+  copies their errors forward.
 """
 
 from __future__ import annotations
@@ -37,7 +41,8 @@ def sample_sigmas(b: int, sde: VESDE, eps: float = 1e-5, generator: torch.Genera
 
 def dsm_loss(model, x: torch.Tensor, sde: VESDE, eps: float = 1e-5, generator: torch.Generator | None = None,
              reduce: bool = True, cond_prob: float = 0.0, n_known: int | None = None,
-             t_sampling: str = "uniform", p_mean: float = -1.2, p_std: float = 1.2) -> torch.Tensor:
+             t_sampling: str = "uniform", p_mean: float = -1.2, p_std: float = 1.2,
+             cond_noise: float = 0.0) -> torch.Tensor:
     b, k = x.shape[:2]
     sigma = sample_sigmas(b, sde, eps, generator, x.device, t_sampling, p_mean, p_std)
     z = torch.randn(x.shape, generator=generator, device=x.device)
@@ -51,7 +56,12 @@ def dsm_loss(model, x: torch.Tensor, sde: VESDE, eps: float = 1e-5, generator: t
     known = (torch.arange(k, device=x.device) < n_known).to(torch.float32)
     clean = cond[:, None] * known[None]  # (B, K): 1 where a channel is given clean
     free = (1.0 - clean)[:, :, None, None]
-    denoised = model(x + s * z * free, sigma, clean)
+    x_in = x + s * z * free
+    if cond_noise > 0:
+        aug = torch.rand(b, generator=generator, device=x.device) * cond_noise
+        x_in = x_in + aug[:, None, None, None] * clean[:, :, None, None] * torch.randn(
+            x.shape, generator=generator, device=x.device)
+    denoised = model(x_in, sigma, clean)
     err = ((denoised - x) / s).pow(2) * free
     per = err.flatten(1).sum(1) / (free.flatten(1).sum(1) * x[0, 0].numel())
     return per.mean() if reduce else per

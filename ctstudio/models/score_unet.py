@@ -34,6 +34,9 @@ class ScoreUNetConfig:
     dropout: float = 0.0
     fourier_scale: float = 16.0
     sigma_data: float = 0.5
+    # conditional use only: the generated slice is denoised as its difference to the nearest clean prior slice
+    # (preconditioned with the smaller ``sigma_data_residual``, the SD of adjacent-slice differences); 0 = off
+    sigma_data_residual: float = 0.0
 
     @classmethod
     def paper(cls, k: int = 2) -> "ScoreUNetConfig":
@@ -154,7 +157,10 @@ class ScoreModel(nn.Module):
 
         ``clean``: optional (K,) or (B, K) mask of channels given *without* noise (conditional use: the prior
         slices as a condition). Those channels are fed at sigma 0 (``c_in = 1 / sigma_data``) and returned
-        unchanged; ``sigma`` is then the noise level of the other channels.
+        unchanged; ``sigma`` is then the noise level of the other channels. With ``sigma_data_residual`` set, a
+        noisy channel of an example that has clean channels is denoised relative to the last clean one (its
+        nearest prior slice): ``D = ref + c_skip (x - ref) + c_out F(c_in (x - ref))``, with the coefficients of
+        ``sigma_data_residual``. The same SDE, only the network learns the (small) change from slice to slice.
         """
         sigma = torch.as_tensor(sigma, dtype=torch.float32, device=x.device).reshape(-1)
         if sigma.numel() == 1:
@@ -164,13 +170,27 @@ class ScoreModel(nn.Module):
         c_skip = sd ** 2 / (s ** 2 + sd ** 2)
         c_out = s * sd / torch.sqrt(s ** 2 + sd ** 2)
         c_in = 1.0 / torch.sqrt(s ** 2 + sd ** 2)
+        offset = None
         if clean is not None:
             cm = torch.as_tensor(clean, device=x.device).to(torch.float32)
             cm = cm.reshape(-1, x.shape[1], 1, 1) if cm.dim() == 2 else cm.reshape(1, -1, 1, 1)
+            cm = cm.expand(x.shape[0], -1, -1, -1)
+            sr = self.cfg.sigma_data_residual
+            if sr > 0:
+                has_ref = (cm.flatten(1).amax(1) > 0).to(torch.float32)[:, None, None, None]
+                last = (cm[:, :, 0, 0] * torch.arange(1, x.shape[1] + 1, device=x.device)).argmax(1)
+                ref = x[torch.arange(x.shape[0], device=x.device), last][:, None]
+                res = has_ref * (1 - cm)  # the noisy channels of conditioned examples
+                offset = res * ref
+                c_skip = c_skip * (1 - res) + res * sr ** 2 / (s ** 2 + sr ** 2)
+                c_out = c_out * (1 - res) + res * s * sr / torch.sqrt(s ** 2 + sr ** 2)
+                c_in = c_in * (1 - res) + res / torch.sqrt(s ** 2 + sr ** 2)
             c_skip = c_skip * (1 - cm) + cm
             c_out = c_out * (1 - cm)
             c_in = c_in * (1 - cm) + cm / sd
         c_noise = torch.log(sigma) / 4.0
+        if offset is not None:
+            x = x - offset
         inp = c_in * x
         if self.channels_last:
             inp = inp.contiguous(memory_format=torch.channels_last)
@@ -180,7 +200,8 @@ class ScoreModel(nn.Module):
             f = f.float()
         else:
             f = self.net(inp, c_noise)
-        return c_skip * x + c_out * f.contiguous()
+        out = c_skip * x + c_out * f.contiguous()
+        return out if offset is None else out + offset
 
     def score(self, x: torch.Tensor, sigma, clean: torch.Tensor | None = None) -> torch.Tensor:
         sigma = torch.as_tensor(sigma, dtype=torch.float32, device=x.device).reshape(-1)

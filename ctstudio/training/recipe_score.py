@@ -47,6 +47,8 @@ class ScoreTrainConfig:
     init_from: str = ""  # fine-tune: start from this score model's weights (name or path; same network config)
     # conditional training (losses.dsm_loss): fraction of stacks whose prior slices are given clean; 0 = the paper
     cond_prob: float = 0.0
+    sigma_data_residual: float = 0.0  # > 0: conditioned slices are denoised as a change from the prior slice
+    cond_noise: float = 0.0  # conditioning augmentation: prior slices noised with SD ~ U(0, cond_noise)
     # noise levels: "uniform" t (the paper) or "lognormal" log sigma ~ N(p_mean, p_std^2)
     t_sampling: str = "uniform"
     p_mean: float = -1.2
@@ -72,7 +74,8 @@ class ScoreTrainConfig:
     def unet(self) -> ScoreUNetConfig:
         return ScoreUNetConfig(in_channels=self.k, image_size=self.image_size, base_channels=self.base_channels,
                                channel_mult=self.channel_mult, num_res_blocks=self.num_res_blocks,
-                               attn_resolutions=self.attn_resolutions, dropout=self.dropout)
+                               attn_resolutions=self.attn_resolutions, dropout=self.dropout,
+                               sigma_data_residual=self.sigma_data_residual)
 
     def sde(self) -> VESDE:
         return VESDE(self.sigma_min, self.sigma_max)
@@ -151,7 +154,7 @@ class ScoreRecipe(Recipe):
             g["lr"] = lr
         x = batch.to(self.device)
         loss = dsm_loss(self.model, x, self.sde, cond_prob=cfg.cond_prob, t_sampling=cfg.t_sampling,
-                        p_mean=cfg.p_mean, p_std=cfg.p_std)
+                        p_mean=cfg.p_mean, p_std=cfg.p_std, cond_noise=cfg.cond_noise)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         if cfg.grad_clip:

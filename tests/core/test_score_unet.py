@@ -49,6 +49,29 @@ def test_clean_channels_are_returned_as_given_and_fed_at_sigma_zero():
     assert not torch.allclose(d[:, 1], plain[:, 1])  # and is scaled as a clean input (c_in = 1/sigma_data)
 
 
+def test_residual_preconditioning_centres_the_generated_slice_on_the_prior_one():
+    """sigma_data_residual: a conditioned example's noisy channel is denoised as a change from the last clean
+    channel. At init (zero output layer) D = ref + c_skip (x - ref): at a high level that is the prior slice
+    itself; an example without clean channels in the same batch keeps the plain preconditioning."""
+    cfg = dataclasses.replace(ScoreUNetConfig.tiny(3), sigma_data_residual=0.05)
+    m = ScoreModel(cfg).eval()
+    x = torch.rand(2, 3, 16, 16) * 2 - 1
+    clean = torch.tensor([[1.0, 1.0, 0.0], [0.0, 0.0, 0.0]])
+    sigma = torch.tensor([50.0, 50.0])
+    with torch.no_grad():
+        d = m(x, sigma, clean)
+    sr2 = 0.05 ** 2
+    ref = x[0, 1]  # the nearest (last) clean channel
+    assert torch.allclose(d[0, 2], ref + sr2 / (2500 + sr2) * (x[0, 2] - ref), atol=1e-6)
+    assert torch.equal(d[0, :2], x[0, :2])
+    assert torch.allclose(d[1], 0.25 / (2500 + 0.25) * x[1], atol=1e-6)  # plain: c_skip x
+    for p in m.parameters():
+        torch.nn.init.normal_(p, std=0.1)
+    with torch.no_grad():
+        d = m(x, sigma, clean)
+    assert torch.equal(d[0, :2], x[0, :2]) and not torch.allclose(d[0, 2], ref, atol=1e-4)
+
+
 def test_conditional_loss_scores_only_the_generated_channel():
     """cond_prob=1: the loss is over the last channel only, so a model that gets the known channel wrong
     (given clean, it must come back unchanged) is not charged for it, and the noise never touches it."""
@@ -71,6 +94,22 @@ def test_conditional_loss_scores_only_the_generated_channel():
     assert torch.equal(seen["input"][:, 0], x[:, 0])
     uncond = dsm_loss(perfect_on_last, x, VESDE(0.01, 10.0), generator=torch.Generator().manual_seed(0))
     assert uncond.item() > 1.0  # the paper's joint objective scores every channel
+
+
+def test_conditioning_augmentation_noises_only_the_prior_slices_and_only_a_little():
+    from ctstudio.diffusion.losses import dsm_loss
+    from ctstudio.diffusion.sde import VESDE
+
+    x = torch.zeros(64, 2, 8, 8)
+    seen = {}
+
+    def den(xn, sigma, clean=None):
+        seen["input"] = xn
+        return xn
+
+    dsm_loss(den, x, VESDE(0.01, 10.0), cond_prob=1.0, cond_noise=0.1, generator=torch.Generator().manual_seed(0))
+    sd = seen["input"][:, 0].flatten(1).std(1)
+    assert 0 < sd.min() and sd.max() < 0.1 * 1.3 and sd.std() > 0.01  # SD ~ U(0, 0.1) per example
 
 
 def test_lognormal_noise_levels_follow_their_parameters_within_the_sde_range():
