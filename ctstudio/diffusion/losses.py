@@ -13,6 +13,13 @@ Two options, both off by default (the paper's objective):
 * ``t_sampling="lognormal"``: ``log sigma ~ N(p_mean, p_std^2)`` (clamped to the SDE's range) instead of t
   uniform, i.e. the same per-level loss spent on the levels that shape the image (Karras et al. 2022, sec. 5)
   rather than evenly over 11 e-folds, most of them pure noise or invisible detail.
+* ``sigma_data``: weight each level so that the *network's* error counts the same at every level, as in the
+  paper's parameterization. Song et al.'s NCSN++ outputs ``sigma * score`` directly, so lambda = sigma^2 weighs
+  its output error uniformly; our preconditioned denoiser ``D = c_skip x + c_out F`` turns the same lambda
+  into ``(c_out / sigma)^2 |F - F*|^2 = sigma_data^2 / (sigma^2 + sigma_data^2) |F - F*|^2``, which starves
+  every level above sigma_data (the levels that fix a slice's layout) by sigma_data^2 / sigma^2. Passing the
+  model's ``(sigma_data, sigma_data_residual)`` multiplies by ``(sigma^2 + sd^2) / sd^2``: a uniform weight on
+  F again (Karras et al.'s lambda). ``None`` keeps the literal lambda = sigma^2 on D.
 * ``cond_noise``: in conditioned examples, the prior slices get Gaussian noise of an SD drawn from
   U(0, cond_noise) (conditioning augmentation, Ho et al. 2022, "Cascaded diffusion"): slice-by-slice
   generation feeds the model its own, slightly wrong, slices, and a model trained only on perfect prior slices
@@ -42,14 +49,18 @@ def sample_sigmas(b: int, sde: VESDE, eps: float = 1e-5, generator: torch.Genera
 def dsm_loss(model, x: torch.Tensor, sde: VESDE, eps: float = 1e-5, generator: torch.Generator | None = None,
              reduce: bool = True, cond_prob: float = 0.0, n_known: int | None = None,
              t_sampling: str = "uniform", p_mean: float = -1.2, p_std: float = 1.2,
-             cond_noise: float = 0.0) -> torch.Tensor:
+             cond_noise: float = 0.0, sigma_data: tuple[float, float] | None = None) -> torch.Tensor:
     b, k = x.shape[:2]
     sigma = sample_sigmas(b, sde, eps, generator, x.device, t_sampling, p_mean, p_std)
     z = torch.randn(x.shape, generator=generator, device=x.device)
     s = sigma[:, None, None, None]
+
+    def unit(sd):  # (sigma^2 + sd^2) / sd^2: the weight that makes the loss uniform in the network's output
+        return 1.0 if sigma_data is None else (s ** 2 + sd ** 2) / sd ** 2
+
     if cond_prob <= 0:
         denoised = model(x + s * z, sigma)
-        per = ((denoised - x) / s).pow(2).flatten(1).mean(1)  # = |sigma * score + z|^2 per pixel
+        per = (((denoised - x) / s).pow(2) * unit(sigma_data[0] if sigma_data else 1.0)).flatten(1).mean(1)
         return per.mean() if reduce else per
     n_known = k - 1 if n_known is None else int(n_known)
     cond = (torch.rand(b, generator=generator, device=x.device) < cond_prob).to(torch.float32)
@@ -62,6 +73,11 @@ def dsm_loss(model, x: torch.Tensor, sde: VESDE, eps: float = 1e-5, generator: t
         x_in = x_in + aug[:, None, None, None] * clean[:, :, None, None] * torch.randn(
             x.shape, generator=generator, device=x.device)
     denoised = model(x_in, sigma, clean)
-    err = ((denoised - x) / s).pow(2) * free
+    w = 1.0
+    if sigma_data is not None:
+        sd, sr = sigma_data
+        has_ref = cond[:, None, None, None] * (1 if sr > 0 else 0)  # conditioned examples: residual coefficients
+        w = has_ref * unit(sr if sr > 0 else sd) + (1 - has_ref) * unit(sd)
+    err = ((denoised - x) / s).pow(2) * free * w
     per = err.flatten(1).sum(1) / (free.flatten(1).sum(1) * x[0, 0].numel())
     return per.mean() if reduce else per

@@ -49,6 +49,9 @@ class ScoreTrainConfig:
     cond_prob: float = 0.0
     sigma_data_residual: float = 0.0  # > 0: conditioned slices are denoised as a change from the prior slice
     cond_noise: float = 0.0  # conditioning augmentation: prior slices noised with SD ~ U(0, cond_noise)
+    # "unit": the network's error weighted alike at every level (losses.dsm_loss sigma_data); "sigma2": lambda =
+    # sigma^2 applied literally to the preconditioned denoiser (starves the high levels; kept to reproduce old runs)
+    loss_weight: str = "sigma2"
     # noise levels: "uniform" t (the paper) or "lognormal" log sigma ~ N(p_mean, p_std^2)
     t_sampling: str = "uniform"
     p_mean: float = -1.2
@@ -154,13 +157,24 @@ class ScoreRecipe(Recipe):
             g["lr"] = lr
         x = batch.to(self.device)
         loss = dsm_loss(self.model, x, self.sde, cond_prob=cfg.cond_prob, t_sampling=cfg.t_sampling,
-                        p_mean=cfg.p_mean, p_std=cfg.p_std, cond_noise=cfg.cond_noise)
+                        p_mean=cfg.p_mean, p_std=cfg.p_std, cond_noise=cfg.cond_noise,
+                        sigma_data=self.loss_sigma_data())
         opt.zero_grad(set_to_none=True)
         loss.backward()
         if cfg.grad_clip:
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
         opt.step()
         return {"loss": float(loss.detach())}
+
+    def loss_sigma_data(self) -> tuple[float, float] | None:
+        """What dsm_loss needs to weight the network's error alike at every level (None: literal sigma^2)."""
+        cfg = self.config
+        if cfg.loss_weight == "sigma2":
+            return None
+        if cfg.loss_weight != "unit":
+            raise ValueError(f"loss_weight must be 'unit' or 'sigma2', not {cfg.loss_weight!r}")
+        unet = cfg.unet()
+        return (unet.sigma_data, unet.sigma_data_residual)
 
     def preview(self, step: int):
         """A real stack's last slice next to the one generated from its other slices (HU)."""

@@ -112,6 +112,32 @@ def test_conditioning_augmentation_noises_only_the_prior_slices_and_only_a_littl
     assert 0 < sd.min() and sd.max() < 0.1 * 1.3 and sd.std() > 0.01  # SD ~ U(0, 0.1) per example
 
 
+@pytest.mark.parametrize("cond_prob", [0.0, 1.0])
+def test_unit_loss_weight_counts_the_network_error_alike_at_every_level(cond_prob):
+    """A denoiser whose network output is off by a fixed unit error e (D = x + c_out e) costs |e|^2 at every
+    noise level with the unit weighting; the literal lambda = sigma^2 on D gives the high levels
+    sd^2 / (sigma^2 + sd^2) of that, i.e. almost nothing above sigma_data."""
+    from ctstudio.diffusion.losses import dsm_loss
+    from ctstudio.diffusion.sde import VESDE
+
+    sd, sr = 0.5, 0.05
+    x = torch.rand(1, 2, 8, 8) * 2 - 1
+    e = torch.ones(1, 2, 8, 8)
+    for level in (0.01, 1.0, 20.0):
+        sde = VESDE(level * 0.999999, level)  # every draw at ~this level
+        d = sr if cond_prob else sd
+
+        def den(xn, sigma, clean=None, d=d):
+            s = sigma.reshape(-1, 1, 1, 1)
+            return x + s * d / torch.sqrt(s ** 2 + d ** 2) * e
+
+        kw = {"cond_prob": cond_prob}
+        unit = dsm_loss(den, x, sde, sigma_data=(sd, sr), **kw).item()
+        literal = dsm_loss(den, x, sde, **kw).item()
+        assert abs(unit - 1.0) < 1e-3, (level, unit)
+        assert abs(literal - d ** 2 / (level ** 2 + d ** 2)) < 1e-3, (level, literal)
+
+
 def test_lognormal_noise_levels_follow_their_parameters_within_the_sde_range():
     from ctstudio.diffusion.losses import sample_sigmas
     from ctstudio.diffusion.sde import VESDE
