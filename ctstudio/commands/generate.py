@@ -25,10 +25,10 @@ def add_arguments(p) -> None:
     p.add_argument("--condition", choices=["clean", "noised"],
                    help="how the prior slices enter: clean (a conditional model, the default where the model "
                         "was trained for it) or noised (the paper's inpainting: re-imposed at each noise level)")
-    p.add_argument("--churn", type=float, help="Heun churn (0: the deterministic ODE; default 80)")
-    p.add_argument("--corrector", type=int, help="Langevin corrector steps per step (default: pc 1, heun 2)")
+    p.add_argument("--churn", type=float, help="Heun churn (0: the deterministic ODE; default 0 with clean prior slices, 80 when inpainting)")
+    p.add_argument("--corrector", type=int, help="Langevin corrector steps per step (default: pc 1; heun 0 with clean prior slices, 2 when inpainting)")
     p.add_argument("--corrector-smax", type=float,
-                   help="heun: Langevin corrections only at noise levels <= this (default 1.0; 'inf': every level)")
+                   help="heun: Langevin corrections only at noise levels <= this (inpainting default 1.0; 'inf': every level)")
     p.add_argument("--snr", type=float, help="corrector signal-to-noise ratio (default: pc 0.16, heun 0.5)")
     p.add_argument("--icnet", dest="icnet", action="store_true", default=None, help="calibrate each slice with IC-Net")
     p.add_argument("--no-icnet", dest="icnet", action="store_false", help="no IC-Net")

@@ -64,7 +64,12 @@ class ScoreTrainConfig:
 
     @classmethod
     def demo(cls) -> "ScoreTrainConfig":
-        return cls()
+        """The bundled demo (scripts/train_demo_score.sh): whole 64^2 slices, conditional on the clean prior slice
+        in 90% of stacks (the rest: the paper's joint objective, so inpainting still works), the new slice
+        denoised as a change from the prior one, conditioning augmentation, log-normal levels, unit weighting."""
+        return cls(crop=0, steps=7500, checkpoint_every=500, preview_every=2500, cond_prob=0.9,
+                   sigma_data_residual=0.05, cond_noise=0.01, t_sampling="lognormal", p_mean=-2.0, p_std=1.6,
+                   loss_weight="unit")
 
     @classmethod
     def paper(cls) -> "ScoreTrainConfig":
