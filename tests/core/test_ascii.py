@@ -131,15 +131,21 @@ def test_cancel_between_slices(tiny_model):
 
 @pytest.mark.slow
 def test_demo_model_continues_the_head_ct(sample):
-    """The bundled demo continues slice 20 of the sample: the new slices resemble the real ones there
-    (far closer than slices from elsewhere in the head) and change smoothly from slice to slice."""
+    """The bundled demo continues slice 20 of the sample for 16 slices (the issue's command, fast sampler): the new
+    slices follow the real ones there far better than repeating the seed slice would (the anatomy moves on:
+    mandible, airway, widening neck), keep a head of the right size, and change smoothly from slice to slice.
+    The model before the conditional recipe scored 76.2 HU here; repeating the seed slice scores 106.1."""
     model, sde, meta = load_score_model()
-    vol = generate_volume(model, sde, meta, ASCIIRequest(n_slices=3, seed_volume=sample, seed_slice=20, seed=0))
-    gen = vol.array.astype(float)  # indices 17, 18, 19
-    real = sample.array[17:20].astype(float)
-    elsewhere = sample.array[70:73].astype(float)
-    mae_real = np.abs(gen - real).mean()
-    mae_else = np.abs(gen - elsewhere).mean()
-    assert mae_real < 0.5 * mae_else, (mae_real, mae_else)
-    body = gen > -500
-    assert 0.6 < body.mean() / (real > -500).mean() < 1.4  # a head of about the right size
+    vol = generate_volume(model, sde, meta, ASCIIRequest(n_slices=16, seed_volume=sample, seed_slice=20, seed=0))
+    gen = vol.array.astype(float)  # indices 4 ... 19
+    real = sample.array[4:20].astype(float)
+    mae = np.abs(gen - real).mean(axis=(1, 2))
+    repeat_seed = np.abs(real - sample.array[20].astype(float)).mean()
+    assert mae.mean() < 0.6 * repeat_seed, (mae.mean(), repeat_seed)
+    assert mae[-1] < 25.0, mae  # the first generated slice (index 19, last in the array)
+    elsewhere = np.abs(gen - sample.array[70:86].astype(float)).mean()
+    assert mae.mean() < 0.2 * elsewhere
+    body = (gen > -500).mean(axis=(1, 2)) / (real > -500).mean(axis=(1, 2))
+    assert np.all((body > 0.8) & (body < 1.25)), body  # a head of about the right size, every slice
+    adj, real_adj = np.abs(np.diff(gen, axis=0)).mean(), np.abs(np.diff(real, axis=0)).mean()
+    assert adj < 1.5 * real_adj, (adj, real_adj)
