@@ -4,7 +4,7 @@
 ``s = (D - x_noisy) / sigma^2`` comes from the preconditioned denoiser D, so the term inside the norm is
 ``(D(x + sigma z, sigma) - x) / sigma``.
 
-Two options, both off by default (the paper's objective):
+Options, all off by default (the paper's objective, literally):
 
 * ``cond_prob``: the fraction of examples in which the first ``n_known`` channels (the prior slices) are given
   clean, as a condition, and only the last channel is noised and scored. A model trained with it is both the

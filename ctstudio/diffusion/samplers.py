@@ -68,7 +68,6 @@ class _Inpaint:
             noisy = self.known + sigma * eps
         return self.mask * noisy + (1.0 - self.mask) * x
 
-
     def denoiser(self, model):
         """``model`` as ``f(x, sigma)``, given the clean channels when conditioning on them."""
         if not self.clean:
