@@ -76,8 +76,10 @@ def dsm_loss(model, x: torch.Tensor, sde: VESDE, eps: float = 1e-5, generator: t
     w = 1.0
     if sigma_data is not None:
         sd, sr = sigma_data
-        has_ref = cond[:, None, None, None] * (1 if sr > 0 else 0)  # conditioned examples: residual coefficients
-        w = has_ref * unit(sr if sr > 0 else sd) + (1 - has_ref) * unit(sd)
+        w = unit(sd)
+        if sr > 0:  # conditioned examples are preconditioned with the residual SD (ScoreModel.forward)
+            c = cond[:, None, None, None]
+            w = c * unit(sr) + (1 - c) * w
     err = ((denoised - x) / s).pow(2) * free * w
     per = err.flatten(1).sum(1) / (free.flatten(1).sum(1) * x[0, 0].numel())
     return per.mean() if reduce else per

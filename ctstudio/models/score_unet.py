@@ -167,9 +167,7 @@ class ScoreModel(nn.Module):
             sigma = sigma.expand(x.shape[0])
         s = sigma[:, None, None, None]
         sd = self.cfg.sigma_data
-        c_skip = sd ** 2 / (s ** 2 + sd ** 2)
-        c_out = s * sd / torch.sqrt(s ** 2 + sd ** 2)
-        c_in = 1.0 / torch.sqrt(s ** 2 + sd ** 2)
+        c_skip, c_out, c_in = _preconditioning(s, sd)
         offset = None
         if clean is not None:
             cm = torch.as_tensor(clean, device=x.device).to(torch.float32)
@@ -182,9 +180,10 @@ class ScoreModel(nn.Module):
                 ref = x[torch.arange(x.shape[0], device=x.device), last][:, None]
                 res = has_ref * (1 - cm)  # the noisy channels of conditioned examples
                 offset = res * ref
-                c_skip = c_skip * (1 - res) + res * sr ** 2 / (s ** 2 + sr ** 2)
-                c_out = c_out * (1 - res) + res * s * sr / torch.sqrt(s ** 2 + sr ** 2)
-                c_in = c_in * (1 - res) + res / torch.sqrt(s ** 2 + sr ** 2)
+                r_skip, r_out, r_in = _preconditioning(s, sr)
+                c_skip = c_skip * (1 - res) + res * r_skip
+                c_out = c_out * (1 - res) + res * r_out
+                c_in = c_in * (1 - res) + res * r_in
             c_skip = c_skip * (1 - cm) + cm
             c_out = c_out * (1 - cm)
             c_in = c_in * (1 - cm) + cm / sd
@@ -207,6 +206,12 @@ class ScoreModel(nn.Module):
         sigma = torch.as_tensor(sigma, dtype=torch.float32, device=x.device).reshape(-1)
         s = (sigma if sigma.numel() > 1 else sigma.expand(x.shape[0]))[:, None, None, None]
         return (self(x, sigma, clean) - x) / s ** 2
+
+
+def _preconditioning(s: torch.Tensor, sd: float):
+    """Karras et al.'s (c_skip, c_out, c_in) at noise level ``s`` for data of SD ``sd``."""
+    norm = torch.sqrt(s ** 2 + sd ** 2)
+    return sd ** 2 / norm ** 2, s * sd / norm, 1.0 / norm
 
 
 def count_parameters(m: nn.Module) -> int:

@@ -9,6 +9,14 @@ from ctstudio.models.icnet import ICNet, ICNetConfig
 from ctstudio.models.score_unet import ScoreModel, ScoreUNetConfig, count_parameters
 
 
+def _random_model(cfg=None, std=0.1):
+    """A score model in eval mode with random (not zero-initialised) weights, so every path shows."""
+    m = ScoreModel(cfg or ScoreUNetConfig.tiny()).eval()
+    for p in m.parameters():
+        torch.nn.init.normal_(p, std=std)
+    return m
+
+
 @pytest.mark.parametrize("k,size,mult,attn", [(2, 16, (1, 2), (8,)), (3, 32, (1, 2, 2), (8,)), (2, 32, (1, 2), ())])
 def test_score_model_maps_k_slices_to_k_slices(k, size, mult, attn):
     cfg = dataclasses.replace(ScoreUNetConfig.tiny(k), image_size=size, channel_mult=mult, attn_resolutions=attn)
@@ -23,9 +31,7 @@ def test_score_model_maps_k_slices_to_k_slices(k, size, mult, attn):
 
 def test_preconditioning_passes_clean_input_through_at_tiny_noise():
     """c_skip -> 1, c_out -> 0 as sigma -> 0: the denoiser is ~identity, whatever the weights."""
-    m = ScoreModel(ScoreUNetConfig.tiny()).eval()
-    for p in m.parameters():
-        torch.nn.init.normal_(p, std=0.1)
+    m = _random_model()
     x = torch.rand(1, 2, 16, 16) * 2 - 1
     with torch.no_grad():
         d = m(x, torch.tensor(1e-4))
@@ -34,9 +40,7 @@ def test_preconditioning_passes_clean_input_through_at_tiny_noise():
 
 def test_clean_channels_are_returned_as_given_and_fed_at_sigma_zero():
     """clean=[1, 0]: channel 0 is a condition (out = in, exactly); channel 1 still depends on it."""
-    m = ScoreModel(ScoreUNetConfig.tiny()).eval()
-    for p in m.parameters():
-        torch.nn.init.normal_(p, std=0.1)
+    m = _random_model()
     x = torch.rand(2, 2, 16, 16) * 2 - 1
     with torch.no_grad():
         d = m(x, torch.tensor(5.0), clean=torch.tensor([1.0, 0.0]))
@@ -153,9 +157,7 @@ def test_lognormal_noise_levels_follow_their_parameters_within_the_sde_range():
 
 
 def test_noise_level_changes_the_output():
-    m = ScoreModel(ScoreUNetConfig.tiny()).eval()
-    for p in m.parameters():
-        torch.nn.init.normal_(p, std=0.05)
+    m = _random_model(std=0.05)
     x = torch.randn(1, 2, 16, 16)
     with torch.no_grad():
         a = m.net(x, torch.tensor([0.0]))
@@ -164,9 +166,7 @@ def test_noise_level_changes_the_output():
 
 
 def test_channels_last_gives_the_same_result():
-    m = ScoreModel(ScoreUNetConfig.tiny()).eval()
-    for p in m.parameters():
-        torch.nn.init.normal_(p, std=0.05)
+    m = _random_model(std=0.05)
     x = torch.randn(2, 2, 16, 16)
     with torch.no_grad():
         a = m(x, torch.tensor(0.7))
