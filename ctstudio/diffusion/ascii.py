@@ -48,7 +48,7 @@ class ASCIIRequest:
 
 def _seed_slices(req: ASCIIRequest, k: int, size: int) -> tuple[np.ndarray, dict]:
     """The K-1 known slices (HU, generation order) and the geometry of what will be generated."""
-    from ctstudio.training.datasets import inferior_step, resize_slices
+    from ctstudio.imaging.slices import inferior_step, resize_slices
 
     vol = req.seed_volume
     if vol is None:

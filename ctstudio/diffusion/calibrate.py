@@ -75,7 +75,7 @@ def calibrate_volume(volume: Volume, calibrator, direction: str = "inferior", la
     The first slice in that direction is the anchor and stays as it is. ``calibrator`` is an
     :class:`ICNetCalibrator` or :func:`histogram_match`.
     """
-    from ctstudio.training.datasets import inferior_step
+    from ctstudio.imaging.slices import inferior_step
 
     a = volume.array.astype(np.float32)
     step = inferior_step(volume) if direction == "inferior" else -inferior_step(volume)

@@ -6,7 +6,7 @@
 series in a folder. Errors are :mod:`ctstudio.errors` classes.
 """
 
-from ctstudio.io.api import inspect_path, read_volume, write_volume
+from ctstudio.io.api import DICOM_SUFFIXES, VOLUME_SUFFIXES, inspect_path, is_volume_file, read_volume, write_volume
 
 
 def list_series(folder, workers=None):
@@ -16,4 +16,5 @@ def list_series(folder, workers=None):
     return _list(folder, workers)
 
 
-__all__ = ["inspect_path", "list_series", "read_volume", "write_volume"]
+__all__ = ["DICOM_SUFFIXES", "VOLUME_SUFFIXES", "inspect_path", "is_volume_file", "list_series", "read_volume",
+           "write_volume"]

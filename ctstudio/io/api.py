@@ -9,9 +9,16 @@ from pathlib import Path
 from ctstudio.errors import InputError, NotAnImageError, VolumeReadError
 from ctstudio.volume import Volume
 
+#: the one list of volume-file suffixes ctstudio reads (lower case; a DICOM series is a folder or .dcm files)
 ITK_SUFFIXES = (".nii", ".nii.gz", ".mha", ".mhd", ".nrrd", ".nhdr")
+VOLUME_SUFFIXES = ITK_SUFFIXES
 DICOM_SUFFIXES = (".dcm", ".dicom", ".ima")
 FORMATS = ("nifti", "dicom", "mha", "nrrd")
+
+
+def is_volume_file(path) -> bool:
+    """True for a NIfTI / MHA / NRRD file name (by suffix, any case)."""
+    return _has_suffix(Path(path), ITK_SUFFIXES)
 
 
 def _has_suffix(path: Path, suffixes) -> bool:

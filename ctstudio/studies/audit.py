@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from ctstudio.errors import CTStudioError
+from ctstudio.io import is_volume_file
 from ctstudio.studies.spec import StudySpec, is_2d_image, resolve_pools
 
 CLASS_WORDS = re.compile(r"(real|fake|synth|synthetic|generated|gen|sample|sampled|model|ascii|diffusion|gan|"
@@ -95,7 +96,7 @@ def _header(p: Path) -> tuple[str, dict[str, str]]:
 
         with Image.open(p) as im:
             return im.mode, {str(k): str(v)[:80] for k, v in im.info.items()}
-    if p.is_dir() or not str(p).lower().endswith((".nii", ".nii.gz", ".mha", ".mhd", ".nrrd", ".nhdr")):
+    if p.is_dir() or not is_volume_file(p):
         return _dicom_header(p)
     import SimpleITK as sitk
 

@@ -13,10 +13,9 @@ from pathlib import Path
 import numpy as np
 
 from ctstudio.errors import InputError
+from ctstudio.imaging.slices import inferior_ordered, inferior_step, resize_slices  # noqa: F401 (recipes use them)
+from ctstudio.io import VOLUME_SUFFIXES
 from ctstudio.volume import Volume
-
-VOLUME_SUFFIXES = (".nii", ".nii.gz", ".mha", ".mhd", ".nrrd")
-
 
 def find_volumes(data: Path) -> list[Path]:
     """A volume file, or the volumes (files, DICOM folders) inside a folder."""
@@ -37,31 +36,6 @@ def load_volumes(data: Path) -> list[Volume]:
     from ctstudio.io import read_volume
 
     return [read_volume(p) for p in find_volumes(data)]
-
-
-def inferior_step(vol: Volume) -> int:
-    """+1 or -1: the array-index step that moves one slice towards the feet."""
-    return -1 if vol.direction[2, 2] >= 0 else 1
-
-
-def resize_slices(arr: np.ndarray, size: int) -> np.ndarray:
-    """(N, H, W) float HU -> (N, size, size), by area averaging / bilinear (scikit-image)."""
-    if arr.shape[1] == size and arr.shape[2] == size:
-        return arr.astype(np.float32)
-    from skimage.transform import resize
-
-    return np.stack([resize(a, (size, size), order=1, anti_aliasing=True, preserve_range=True)
-                     for a in arr]).astype(np.float32)
-
-
-def inferior_ordered(vol: Volume, size: int | None = None) -> np.ndarray:
-    """The volume's slices as float32 HU, ordered superior -> inferior (the generation order)."""
-    a = vol.array.astype(np.float32)
-    if inferior_step(vol) < 0:
-        a = a[::-1]
-    if size:
-        a = resize_slices(np.ascontiguousarray(a), size)
-    return np.ascontiguousarray(a)
 
 
 def adjacent_stacks(volumes: list[Volume], k: int, size: int | None = None, air_pad: bool = True,

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ctstudio.io import VOLUME_SUFFIXES
 from ctstudio.errors import ConfigError, InputError
 from ctstudio.imaging.intensity import HURange, hu_to_model
 from ctstudio.models.unet3d import PatchCritic3D, UNet3DGenerator
@@ -30,7 +31,6 @@ from ctstudio.training.trainer import Recipe
 from ctstudio.translation import cgan
 from ctstudio.translation.ggcl import gradient_penalty
 
-VOLUME_SUFFIXES = (".nii", ".nii.gz", ".mha", ".mhd", ".nrrd")
 
 
 @dataclass(frozen=True)

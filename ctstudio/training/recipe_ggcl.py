@@ -21,13 +21,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ctstudio.io import VOLUME_SUFFIXES
 from ctstudio.errors import ConfigError, InputError
 from ctstudio.imaging.intensity import HURange, hu_to_model
 from ctstudio.models.stargan import StarGenerator, UNetDiscriminator
 from ctstudio.training.trainer import Recipe
 from ctstudio.translation import ggcl
 
-VOLUME_SUFFIXES = (".nii", ".nii.gz", ".mha", ".mhd", ".nrrd")
 
 
 @dataclass(frozen=True)
