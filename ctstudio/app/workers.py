@@ -105,7 +105,7 @@ def save_volume_job(volume, path, **options):
 
 def resample_job(moving, reference):
     """``moving`` resampled onto ``reference``'s grid (see display.resample_to); returns (volume, how)."""
-    from ctstudio.app.widgets.display import resample_to
+    from ctstudio.imaging.display_geometry import resample_to
 
     yield {"stage": "resampling"}
     return resample_to(moving, reference)

@@ -10,7 +10,7 @@ import pytest
 from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl
 from PySide6.QtGui import QDropEvent, QMouseEvent
 
-from ctstudio.app.widgets.display import PLANE_SPECS
+from ctstudio.imaging.display_geometry import PLANE_SPECS
 from ctstudio.imaging import phantom as ph
 from ctstudio.imaging.window import PRESETS, apply_window
 from tests.app.conftest import open_and_wait, wait_error

@@ -10,7 +10,7 @@ models or studies, so the study runner and the model tabs reuse them.
 """
 
 from ctstudio.app.widgets.compare import CompareView
-from ctstudio.app.widgets.display import DisplayVolume
+from ctstudio.imaging.display_geometry import DisplayVolume
 from ctstudio.app.widgets.slice_view import Bindings, SliceView
 from ctstudio.app.widgets.state import ViewerState
 from ctstudio.app.widgets.triplanar import TriPlanar

@@ -12,7 +12,7 @@ import numpy as np
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QSplitter, QVBoxLayout, QWidget
 
-from ctstudio.app.widgets.display import PLANES, DisplayVolume, difference_array, resample_to
+from ctstudio.imaging.display_geometry import PLANES, DisplayVolume, difference_array, resample_to
 from ctstudio.app.widgets.slice_view import Bindings, SliceView
 from ctstudio.app.widgets.state import ViewerState
 from ctstudio.errors import InputError

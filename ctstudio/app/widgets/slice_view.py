@@ -1,7 +1,7 @@
 """SliceView: one pyqtgraph view of one plane (axial, coronal or sagittal) of a Volume.
 
 * physical aspect: the image is laid out in millimetres (pixel size from the spacing), aspect locked;
-* radiological orientation and R/L/A/P/S/I labels (see :mod:`ctstudio.app.widgets.display`);
+* radiological orientation and R/L/A/P/S/I labels (see :mod:`ctstudio.imaging.display_geometry`);
 * the crosshair of a shared :class:`~ctstudio.app.widgets.state.ViewerState` (click or drag to move it);
 * mouse wheel / arrow keys / PgUp / PgDn scroll slices; right-drag changes window/level (the
   button is configurable, see :class:`Bindings`); middle-drag or Shift+left-drag pans;
@@ -25,7 +25,7 @@ import pyqtgraph as pg
 from PySide6.QtCore import QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import QColor, QFont, QImage, QPen
 
-from ctstudio.app.widgets.display import PLANE_SPECS, DisplayVolume
+from ctstudio.imaging.display_geometry import PLANE_SPECS, DisplayVolume
 from ctstudio.app.widgets.state import ViewerState
 from ctstudio.imaging.window import apply_window
 from ctstudio.volume import Volume

@@ -12,7 +12,7 @@ from ctstudio.imaging.window import PRESETS, Window
 
 
 class ViewerState(QObject):
-    #: canonical cursor (s, p, l) -- see :mod:`ctstudio.app.widgets.display`
+    #: canonical cursor (s, p, l) -- see :mod:`ctstudio.imaging.display_geometry`
     cursorChanged = Signal(tuple)
     windowChanged = Signal(object)
     #: (mode, thickness_mm); mode in none / mip / minip / mean

@@ -11,7 +11,7 @@ import numpy as np
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import QGridLayout, QLabel, QVBoxLayout, QWidget
 
-from ctstudio.app.widgets.display import PLANE_SPECS, PLANES, DisplayVolume
+from ctstudio.imaging.display_geometry import PLANE_SPECS, PLANES, DisplayVolume
 from ctstudio.app.widgets.slice_view import Bindings, SliceView
 from ctstudio.app.widgets.state import ViewerState
 from ctstudio.imaging.window import PRESETS, Window

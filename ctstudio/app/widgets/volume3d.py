@@ -6,7 +6,7 @@ VTK and can render offscreen to an array (:func:`render_to_array`, EGL, no X nee
 (xcb / Xvfb): it aborts under ``QT_QPA_PLATFORM=offscreen``, so :func:`can_embed_vtk` is checked first.
 
 The volume is shown in patient orientation (from the canonical S/P/L view of
-:class:`~ctstudio.app.widgets.display.DisplayVolume`): the default camera looks at the patient's
+:class:`~ctstudio.imaging.display_geometry.DisplayVolume`): the default camera looks at the patient's
 face (anterior view), superior up, patient left on screen right. Large volumes are subsampled
 to at most ``max_dim`` voxels per axis so that rotation stays interactive on a CPU renderer.
 """
@@ -18,7 +18,7 @@ import math
 import numpy as np
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QPushButton, QVBoxLayout, QWidget
 
-from ctstudio.app.widgets.display import DisplayVolume
+from ctstudio.imaging.display_geometry import DisplayVolume
 from ctstudio.volume import Volume
 
 PRESETS_3D = ("bone", "soft tissue", "mip")

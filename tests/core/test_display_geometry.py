@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ctstudio.app.widgets.display import DisplayVolume, difference_array, resample_to
+from ctstudio.imaging.display_geometry import DisplayVolume, difference_array, resample_to
 from ctstudio.imaging.phantom import head_phantom
 from ctstudio.volume import Volume
 
@@ -117,3 +117,63 @@ def test_screen_round_trip(plane):
     cursor = (10, 40, 90)
     row, col = d.to_screen(plane, cursor)
     assert d.from_screen(plane, row + 0.5, col + 0.5, cursor) == cursor
+
+
+def test_resample_with_a_half_voxel_shift_matches_scipy():
+    """B's grid sits half a voxel further along x than A's: trilinear resampling onto A equals
+    scipy's own linear shift of B's array (an independent reference), inside the volume."""
+    from scipy import ndimage
+
+    rng = np.random.default_rng(3)
+    arr = rng.integers(-1000, 1000, size=(6, 10, 12)).astype(np.int16)
+    b = Volume(arr, spacing=(2.0, 1.0, 3.0), origin=(0.0, 0.0, 0.0))
+    a = Volume(np.zeros_like(arr), spacing=(2.0, 1.0, 3.0), origin=(1.0, 0.0, 0.0))  # +0.5 voxel in x
+    out, how = resample_to(b, a)
+    assert "patient position" in how
+    ref = ndimage.shift(arr.astype(np.float64), (0, 0, -0.5), order=1, mode="constant", cval=-1024)
+    assert np.array_equal(out.array, np.rint(ref).astype(np.int16))  # last column: half outside B, half fill
+    assert out.spacing == a.spacing and tuple(out.origin) == tuple(a.origin)
+
+
+@pytest.mark.parametrize("direction", [np.eye(3), np.diag([-1.0, -1.0, 1.0]),
+                                       np.array([[0.0, 0.0, 1.0], [0.0, -1.0, 0.0], [1.0, 0.0, 0.0]])])
+def test_patient_position_round_trip_and_growth(direction):
+    """A crosshair kept by patient position: the same LPS point found again in a volume that grew
+    by 3 slices on the low-index side of its first array axis (origin moved 3 slices back)."""
+    vol = Volume(np.zeros((8, 9, 10), np.int16), spacing=(1.0, 2.0, 3.0), direction=direction,
+                 origin=(10.0, -5.0, 40.0))
+    d = DisplayVolume(vol)
+    cursor = (2, 5, 7)
+    lps = d.lps(cursor)
+    assert np.allclose(lps, vol.index_to_lps(*d.original_index(cursor)))
+    assert d.cursor_at_lps(lps) == cursor
+    # grown by 3 slices along the array's first axis, on the side of lower index
+    step = np.asarray(direction, float)[:, 2] * 3.0  # one slice along k, in mm
+    grown = Volume(np.zeros((11, 9, 10), np.int16), spacing=vol.spacing, direction=direction,
+                   origin=tuple(np.asarray(vol.origin) - 3 * step))
+    g = DisplayVolume(grown)
+    moved = g.cursor_at_lps(lps)
+    assert np.allclose(g.lps(moved), lps)
+    kji_old, kji_new = d.original_index(cursor), g.original_index(moved)
+    assert kji_new == (kji_old[0] + 3, kji_old[1], kji_old[2])
+    # far to the patient's left, back and top: clamped to the last voxel on every canonical (S, P, L) axis
+    assert g.cursor_at_lps(np.asarray(lps) + 1e4) == tuple(n - 1 for n in g.shape)
+    assert g.cursor_at_lps(np.asarray(lps) - 1e4) == (0, 0, 0)
+
+
+def test_canonical_axis_of_array_axes():
+    d = DisplayVolume(_marker_volume(np.array([[0.0, 0.0, 1.0], [0.0, -1.0, 0.0], [1.0, 0.0, 0.0]])))
+    # array axis 0 (k) runs patient left -> canonical L (2); axis 2 (i) runs superior -> canonical S (0)
+    assert d.canonical_axis_of(0) == 2 and d.canonical_axis_of(2) == 0 and d.canonical_axis_of(1) == 1
+
+
+def test_display_geometry_imports_without_qt_or_torch():
+    """imaging/ is headless: importing the display geometry pulls in neither Qt nor torch."""
+    import subprocess
+    import sys
+
+    code = ("import sys; import ctstudio.imaging.display_geometry; "
+            "bad = [m for m in sys.modules if m.split('.')[0] in ('PySide6', 'pyqtgraph', 'vtkmodules', 'vtk', 'torch')]; "
+            "print(bad); sys.exit(1 if bad else 0)")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert res.returncode == 0, res.stdout + res.stderr

@@ -1,4 +1,7 @@
-"""Display geometry of a Volume: radiological orientation of the three planes (numpy only).
+"""Display geometry of a Volume: radiological orientation of the three planes (numpy only, no Qt).
+
+The slice views, the 3D view and the compare view of :mod:`ctstudio.app` draw what this module
+computes; it lives in :mod:`ctstudio.imaging` so that it is tested headless and never imports Qt.
 
 A :class:`DisplayVolume` presents a :class:`~ctstudio.volume.Volume` as a *canonical* array
 ``C[s, p, l]`` whose axes run inferior->superior, anterior->posterior and right->left (LPS), built
@@ -22,6 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ctstudio.imaging.resample import resample_affine
 from ctstudio.volume import Volume
 
 PLANES = ("axial", "coronal", "sagittal")
@@ -197,6 +201,24 @@ class DisplayVolume:
         return {"hu": self.value(cursor), "index_kji": kji, "lps_mm": tuple(float(v) for v in lps),
                 "cursor": tuple(int(v) for v in cursor)}
 
+    def lps(self, cursor) -> np.ndarray:
+        """LPS position (mm) of the centre of the canonical voxel ``cursor``."""
+        return self.volume.index_to_lps(*self.original_index(cursor))
+
+    def cursor_at_lps(self, lps) -> tuple[int, int, int]:
+        """The canonical voxel nearest to the LPS point ``lps`` (mm), clamped into the volume.
+
+        How a view keeps its crosshair on the same patient position when the volume it shows is
+        replaced by a grown or re-gridded one (:meth:`~ctstudio.app.widgets.triplanar.TriPlanar.update_volume`).
+        """
+        kji = np.rint(self.volume.lps_to_index(lps)).astype(int)
+        kji = np.clip(kji, 0, np.asarray(self.volume.shape) - 1)
+        return self.canonical_index(tuple(int(v) for v in kji))
+
+    def canonical_axis_of(self, array_axis: int) -> int:
+        """The canonical axis (0 = S, 1 = P, 2 = L) along which ``volume.array`` axis ``array_axis`` runs."""
+        return self.orig_axis.index(int(array_axis))
+
     def centre(self) -> tuple[int, int, int]:
         return tuple(s // 2 for s in self.shape)  # type: ignore[return-value]
 
@@ -219,24 +241,17 @@ def resample_to(moving: Volume, reference: Volume, fill: int = -1024) -> tuple[V
 
     ref = reference
     nz, ny, nx = ref.shape
-    # physical bounding boxes
-    def corners(v: Volume) -> np.ndarray:
+
+    def corners(v: Volume) -> np.ndarray:  # physical bounding box corners
         z, y, x = v.shape
-        pts = [v.index_to_lps(k, j, i) for k in (0, z - 1) for j in (0, y - 1) for i in (0, x - 1)]
-        return np.array(pts)
+        return np.array([v.index_to_lps(k, j, i) for k in (0, z - 1) for j in (0, y - 1) for i in (0, x - 1)])
 
     ca, cb = corners(ref), corners(moving)
     overlap = np.all(np.minimum(ca.max(0), cb.max(0)) >= np.maximum(ca.min(0), cb.min(0)) - 1e-6)
     if overlap:
-        src = moving.array.astype(np.float32)
-        out = np.empty(ref.shape, dtype=np.float32)
-        j, i = np.meshgrid(np.arange(ny), np.arange(nx), indexing="ij")
-        for k in range(nz):  # slice by slice: bounded memory on 512x512x300 volumes
-            ijk = np.stack([i.ravel(), j.ravel(), np.full(i.size, k)]).astype(np.float64)
-            lps = np.asarray(ref.origin)[:, None] + ref.direction @ (ijk * np.asarray(ref.spacing)[:, None])
-            rel = lps - np.asarray(moving.origin)[:, None]
-            mijk = np.linalg.solve(moving.direction, rel) / np.asarray(moving.spacing)[:, None]
-            out[k] = ndimage.map_coordinates(src, mijk[::-1], order=1, mode="constant", cval=fill).reshape(ny, nx)
+        src_axes = np.asarray(moving.direction, dtype=float) * np.asarray(moving.spacing, dtype=float)[None, :]
+        arr = resample_affine(moving.array, moving.origin, src_axes, ref.origin, ref.direction, ref.spacing,
+                              ref.shape, order=1, fill=fill)
         how = "resampled B onto A's grid (patient position, trilinear)"
     else:
         factors = [r / m for r, m in zip(ref.shape, moving.shape)]
@@ -245,7 +260,7 @@ def resample_to(moving: Volume, reference: Volume, fill: int = -1024) -> tuple[V
         if out.shape != ref.shape:  # zoom rounding
             pad = [(0, r - s) for r, s in zip(ref.shape, out.shape)]
             out = np.pad(out, pad, mode="edge")
+        arr = np.clip(np.rint(out), -32768, 32767).astype(np.int16)
         how = "B does not overlap A in patient space: stretched B's field of view to A's shape (trilinear)"
-    arr = np.clip(np.rint(out), -32768, 32767).astype(np.int16)
     vol = moving.with_array(arr, step=how, spacing=ref.spacing, origin=ref.origin, direction=ref.direction)
     return vol, how
