@@ -13,13 +13,14 @@ complete. Models are found in the bundled ``resources/models/`` and in the user 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from ctstudio.errors import ModelError
+from ctstudio.io.atomic import atomic_write_bytes
 
 FORMAT_VERSION = 1
 ROOT = Path(__file__).resolve().parents[1]
@@ -35,23 +36,6 @@ def user_models_dir() -> Path:
 
 def search_dirs() -> list[Path]:
     return [BUNDLED_DIR, user_models_dir()]
-
-
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
 
 
 def state_dicts_to_tensors(modules: dict[str, Any]) -> dict[str, Any]:
@@ -77,8 +61,8 @@ def save_tensors_json(base: Path, tensors: dict, meta: dict) -> Path:
     base = Path(base)
     st = base.with_name(base.name + ".safetensors")
     js = base.with_name(base.name + ".json")
-    _atomic_write_bytes(st, save(tensors))
-    _atomic_write_bytes(js, (json.dumps(meta, indent=2, sort_keys=True, default=_json_default) + "\n").encode())
+    atomic_write_bytes(st, save(tensors))
+    atomic_write_bytes(js, (json.dumps(meta, indent=2, sort_keys=True, default=_json_default) + "\n").encode())
     return st
 
 
@@ -190,6 +174,25 @@ def load_into(module, tensors: dict, name: str, path=None) -> None:
         first = str(exc).strip().splitlines()
         raise ModelError(f"the weights do not fit the network ({'; '.join(first[:3])})", path=path,
                          hint="the JSON config and the weights disagree; re-export the model") from None
+
+
+@contextlib.contextmanager
+def config_fields(meta: dict, what: str, kind: str | None = None):
+    """Read a model's config inside ``with``: a missing or mistyped field becomes a :class:`ModelError`."""
+    try:
+        yield meta["config"]
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ModelError(f"the {what}'s config is incomplete ({type(exc).__name__}: {exc})", path=meta.get("path"),
+                         hint=f"re-export the model with `ctstudio train {kind or meta.get('kind', '')}`") from None
+
+
+def load_modules(meta: dict, tensors: dict, modules: dict, device="cpu") -> None:
+    """Load each named module's weights from ``tensors``, then put it in eval mode, frozen, on ``device``."""
+    for name, module in modules.items():
+        load_into(module, tensors, name, path=meta.get("path"))
+        module.eval().to(device)
+        for p in module.parameters():
+            p.requires_grad_(False)
 
 
 def _candidates(name: str) -> list[Path]:

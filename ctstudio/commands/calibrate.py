@@ -16,19 +16,17 @@ def add_arguments(p) -> None:
     p.add_argument("--model", default=None, help="IC-Net name or path (default: the bundled demo)")
     p.add_argument("--method", choices=["icnet", "histogram"], default="icnet",
                    help="icnet (default) or the histogram-matching baseline (scikit-image)")
-    p.add_argument("--device", default="cpu")
+    p.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
 def run(args) -> int:
-    from ctstudio.diffusion.calibrate import ICNetCalibrator, calibrate_volume, histogram_match
+    from ctstudio.commands._drive import drive
     from ctstudio.io import read_volume, write_volume
+    from ctstudio.pipelines.calibrate import CalibrateRequest, calibrate
 
     vol = read_volume(args.input)
-    if args.method == "icnet":
-        cal = ICNetCalibrator.from_checkpoint(args.model, device=args.device)
-        out = calibrate_volume(vol, cal)
-    else:
-        out = calibrate_volume(vol, histogram_match, label="histogram matching")
+    out = drive(calibrate(CalibrateRequest(vol, args.method, args.model, args.device)), args.quiet, "calibrating")
     path = write_volume(out, args.output)
     changed = int((out.array != vol.array).sum())
     print(f"wrote {path}: {args.method}, {changed} voxels changed of {vol.array.size}")

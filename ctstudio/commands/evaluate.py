@@ -214,8 +214,3 @@ def _summary(m: dict) -> str:
                      ", ".join(f"mu {r['mu']:.1f}: {r['mae_hu']:.1f}" for r in c) + " HU")
     return "\n".join(lines)
 
-
-if __name__ == "__main__":  # pragma: no cover
-    from ctstudio.cli import main
-
-    sys.exit(main([NAME, *sys.argv[1:]]))

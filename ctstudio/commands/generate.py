@@ -34,67 +34,35 @@ def add_arguments(p) -> None:
     p.add_argument("--no-icnet", dest="icnet", action="store_false", help="no IC-Net")
     p.add_argument("--icnet-model", default=None, help="IC-Net name or path (default: the bundled demo)")
     p.add_argument("--seed", type=int, default=0, help="random seed (same seed, same volume)")
-    p.add_argument("--device", default="auto", help="cpu, cuda or auto")
+    p.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps")
     p.add_argument("--threads", type=int, help="CPU threads for torch")
     p.add_argument("-o", "--output", required=True, help="output volume (.nii.gz, .mha, .nrrd, or a DICOM folder)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
 def run(args) -> int:
-    import sys
-
     import torch
-    from tqdm import tqdm
 
-    from ctstudio.diffusion.ascii import ASCIIRequest, generate_volume
-    from ctstudio.diffusion.loading import DEFAULT_SCORE_MODEL, load_score_model
-    from ctstudio.errors import InputError
+    from ctstudio.commands._drive import drive
     from ctstudio.io import read_volume, write_volume
+    from ctstudio.pipelines.generate import GenerateRequest, generate
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    device = "cuda" if args.device == "auto" and torch.cuda.is_available() else (
-        "cpu" if args.device == "auto" else args.device)
-    model, sde, meta = load_score_model(args.model or DEFAULT_SCORE_MODEL, device=device)
-    if args.k is not None and args.k != meta["k"]:
-        raise InputError(f"--k {args.k} does not match the model {meta['name']!r}, which is K={meta['k']}",
-                         hint=f"leave out --k, or choose a K={args.k} model")
-    calibrator = None
-    if args.icnet is not False:
-        from ctstudio.diffusion.calibrate import ICNetCalibrator
-        from ctstudio.errors import ModelError
-
-        try:
-            calibrator = ICNetCalibrator.from_checkpoint(args.icnet_model, device=device)
-        except ModelError:
-            if args.icnet:  # asked for explicitly
-                raise
-            print("note: no IC-Net model found; generating without calibration", file=sys.stderr)
     seed_vol = read_volume(args.seed_volume) if args.seed_volume else None
-    if args.seed_slice is not None and seed_vol is None:
-        raise InputError("--seed-slice needs --seed-volume")
-    req = ASCIIRequest(n_slices=args.slices, seed_volume=seed_vol, seed_slice=args.seed_slice,
-                       sampler=args.sampler, steps=args.steps, seed=args.seed, churn=args.churn,
-                       snr=args.snr, n_corrector=args.corrector, condition=args.condition,
-                       calibrator=calibrator,
-                       options={"corrector_smax": args.corrector_smax}
-                       if args.corrector_smax is not None and args.sampler == "heun" else {})
-    bar = None if args.quiet else tqdm(total=args.slices, unit="slice", file=sys.stderr, desc="generating")
+    req = GenerateRequest(n_slices=args.slices, model=args.model, seed_volume=seed_vol, seed_slice=args.seed_slice,
+                          k=args.k, sampler=args.sampler, steps=args.steps, condition=args.condition,
+                          churn=args.churn, n_corrector=args.corrector, corrector_smax=args.corrector_smax,
+                          snr=args.snr, icnet=args.icnet, icnet_model=args.icnet_model, seed=args.seed,
+                          device=args.device)
 
-    def on_event(ev):
-        if ev["event"] == "slice" and bar is not None:
-            bar.set_postfix_str(f"{ev['seconds']:.2f} s/slice, {ev['nfe']} net calls")
-            bar.update(1)
+    def postfix(ev):
+        return f"{ev['slice_seconds']:.2f} s/slice, {ev['nfe']} net calls" if ev["stage"] == "slice" else None
 
-    try:
-        vol = generate_volume(model, sde, meta, req, callback=on_event, device=device)
-    finally:
-        if bar is not None:
-            bar.close()
-    out = write_volume(vol, args.output, synthetic=True) if not str(args.output).endswith(
-        (".nii", ".nii.gz", ".mha", ".nrrd")) else write_volume(vol, args.output)
+    vol = drive(generate(req), args.quiet, "generating", postfix)
+    out = write_volume(vol, args.output, synthetic=True)
     p = vol.provenance.parameters
-    print(f"wrote {out}: {vol.shape[0]} slices {vol.shape[1]}x{vol.shape[2]}, model {meta['name']}, "
+    print(f"wrote {out}: {vol.shape[0]} slices {vol.shape[1]}x{vol.shape[2]}, model {vol.provenance.model}, "
           f"{p['sampler']} {p['steps']} steps ({p['sampler_options'].get('condition')} prior slices), "
           f"seed {p['seed']}, IC-Net {'on' if p['icnet'] else 'off'}, "
           f"{p['seconds'] / max(1, vol.shape[0]):.2f} s/slice")

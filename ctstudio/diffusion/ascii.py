@@ -8,29 +8,34 @@ slice I and the K-2 slices above it are the seed; the new slices are I-1, I-2, .
 index runs superior, as ctstudio's sample volume does). Directions are worked out from the seed volume's
 direction matrix, never assumed from the index.
 
-:func:`ascii_slices` is a generator that yields one event per finished slice and honours a cancel flag
-between sampler steps; :func:`generate_volume` runs it and returns a :class:`~ctstudio.volume.Volume` in
-HU with provenance (model, sampler, steps, seed, IC-Net on/off). A given seed gives the same volume.
+:func:`ascii_slices` is a generator that yields one event (:mod:`ctstudio.jobs` schema) per finished slice,
+honours a cancel token between sampler steps and returns an :class:`ASCIIResult`; :func:`assemble_volume`
+turns that into a :class:`~ctstudio.volume.Volume` in HU with provenance (model, sampler, steps, seed,
+IC-Net on/off); :func:`generate_volume` does both. A given seed gives the same volume. A request is
+frozen and never changed by a run, so the same request can be run again with another sampler.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import numpy as np
 import torch
 
 from ctstudio.diffusion.samplers import DEFAULT_STEPS, default_options, get_sampler, network_calls, sigmas_for
-from ctstudio.errors import Cancelled, InputError
+from ctstudio.errors import InputError
 from ctstudio.imaging.intensity import hu_to_model, model_to_hu
+from ctstudio.imaging.slices import inferior_step, resize_slices
+from ctstudio.jobs import Progress, check_cancel, run_job
 from ctstudio.volume import Provenance, Volume
 
 AIR_HU = -1024.0
 
 
-@dataclass
+@dataclass(frozen=True)
 class ASCIIRequest:
     n_slices: int
     seed_volume: Volume | None = None
@@ -43,13 +48,39 @@ class ASCIIRequest:
     snr: float | None = None
     n_corrector: int | None = None
     calibrator: Any = None  # ICNetCalibrator or None
-    options: dict = field(default_factory=dict)
+    options: Mapping[str, Any] = field(default_factory=dict)  # extra sampler options (read, never changed)
+
+
+@dataclass(frozen=True)
+class ASCIIResult:
+    """What :func:`ascii_slices` returns: the slices (generation order) and how they were made."""
+
+    slices_hu: np.ndarray  # (N, H, W) float32 HU, generation order (the first is next to the seed)
+    geometry: dict  # where they belong in the seed volume (empty for an all-air seed)
+    seconds: float
+    steps: int
+    options: dict  # the sampler options actually used (defaults + request), for the provenance
+    network_calls: int
+
+
+def sampler_options(req: ASCIIRequest, meta: dict) -> dict:
+    """The sampler options a run of ``req`` uses: the sampler's defaults for the condition mode, then the request's."""
+    conditional = bool(meta.get("conditional"))
+    condition = req.condition or req.options.get("condition") or ("clean" if conditional else "noised")
+    if condition not in ("clean", "noised"):
+        raise InputError(f"condition must be 'clean' or 'noised', not {condition!r}")
+    if condition == "clean" and not conditional:
+        raise InputError(f"the model {meta.get('name')!r} was not trained to take the prior slices clean "
+                         "(cond_prob 0)", hint="use --condition noised (the paper's inpainting)")
+    opts = {**default_options(req.sampler, condition), **req.options, "condition": condition}
+    for key in ("churn", "snr", "n_corrector"):
+        if getattr(req, key) is not None and (key != "churn" or req.sampler == "heun"):
+            opts[key] = getattr(req, key)
+    return opts
 
 
 def _seed_slices(req: ASCIIRequest, k: int, size: int) -> tuple[np.ndarray, dict]:
     """The K-1 known slices (HU, generation order) and the geometry of what will be generated."""
-    from ctstudio.imaging.slices import inferior_step, resize_slices
-
     vol = req.seed_volume
     if vol is None:
         return np.full((k - 1, size, size), AIR_HU, np.float32), {}
@@ -74,9 +105,11 @@ def _seed_slices(req: ASCIIRequest, k: int, size: int) -> tuple[np.ndarray, dict
 
 
 def ascii_slices(model, sde, meta: dict, req: ASCIIRequest, cancel=None,
-                 step_callback: Callable[[dict], None] | None = None, device="cpu") -> Iterator[dict]:
-    """Yield ``{"event": "slice", "index", "n", "slice_hu", "seconds", "nfe"}`` per slice, then
-    ``{"event": "done", "slices_hu": (N, H, W) float32 in generation order, "geometry", "seconds"}``."""
+                 step_callback: Callable[[dict], None] | None = None,
+                 device="cpu") -> Generator[dict, None, ASCIIResult]:
+    """Yield one event per finished slice (job ``"generate"``, stage ``"slice"``, ``done`` of ``total`` slices,
+    payload ``index`` (0-based, generation order), ``slice_hu`` (H, W) float32, ``slice_seconds``, ``nfe``);
+    return an :class:`ASCIIResult`. ``step_callback`` receives the sampler's step events."""
     k = int(meta["k"])
     rng_hu = meta["hu_range"]
     size = int(meta["config"]["image_size"])
@@ -84,62 +117,63 @@ def ascii_slices(model, sde, meta: dict, req: ASCIIRequest, cancel=None,
         raise InputError("--slices must be at least 1")
     sampler = get_sampler(req.sampler)
     steps = int(req.steps or DEFAULT_STEPS[req.sampler])
+    if steps < 1:
+        raise InputError(f"the sampler needs at least 1 step, not {steps}")
     sigmas = sigmas_for(req.sampler, sde, steps, device=device)
-    conditional = bool(meta.get("conditional"))
-    condition = req.condition or req.options.get("condition") or ("clean" if conditional else "noised")
-    if condition not in ("clean", "noised"):
-        raise InputError(f"condition must be 'clean' or 'noised', not {condition!r}")
-    if condition == "clean" and not conditional:
-        raise InputError(f"the model {meta.get('name')!r} was not trained to take the prior slices clean "
-                         "(cond_prob 0)", hint="use --condition noised (the paper's inpainting)")
-    opts = {**default_options(req.sampler, condition), **req.options, "condition": condition}
-    for key in ("churn", "snr", "n_corrector"):
-        if getattr(req, key) is not None and (key != "churn" or req.sampler == "heun"):
-            opts[key] = getattr(req, key)
-    req.options = opts  # what was used, for the provenance
+    opts = sampler_options(req, meta)
     seeds_hu, geom = _seed_slices(req, k, size)
     window = [s for s in seeds_hu]  # HU, generation order
     g = torch.Generator(device=device).manual_seed(int(req.seed))
     mask = torch.zeros(1, k, size, size, device=device)
     mask[:, :-1] = 1.0
     out = []
-    t_all = time.perf_counter()
+    calls = 0
+    progress = Progress("generate", req.n_slices, "slice")
     for j in range(req.n_slices):
-        if cancel is not None and (cancel.is_set() if hasattr(cancel, "is_set") else cancel()):
-            raise Cancelled(f"generation stopped after {j} of {req.n_slices} slices")
+        check_cancel(cancel, f"generation stopped after {j} of {req.n_slices} slices")
         t0 = time.perf_counter()
         known = torch.zeros(1, k, size, size, device=device)
         known[0, :-1] = torch.from_numpy(hu_to_model(np.stack(window[-(k - 1):]), rng_hu)).to(device)
         x = torch.randn((1, k, size, size), generator=g, device=device) * sigmas[0]
         nfe = {"n": 0}
 
-        def cb(ev, j=j):
+        def on_step(ev, j=j):
             nfe["n"] = ev.get("nfe", nfe["n"])
             if step_callback is not None:
                 step_callback({**{kk: v for kk, v in ev.items() if kk not in ("x", "denoised")},
                                "slice": j, "n_slices": req.n_slices})
-        res = sampler(model, x, sigmas, known=known, mask=mask, callback=cb, cancel=cancel, generator=g, **opts)
+        res = sampler(model, x, sigmas, known=known, mask=mask, callback=on_step, cancel=cancel, generator=g,
+                      **opts)
         new_hu = model_to_hu(res[0, -1].float().cpu().numpy().clip(-1, 1), rng_hu).astype(np.float32)
         if req.calibrator is not None:
             new_hu = np.asarray(req.calibrator(new_hu, window[-1]), np.float32)
         window.append(new_hu)
         out.append(new_hu)
-        yield {"event": "slice", "index": j, "n": req.n_slices, "slice_hu": new_hu,
-               "seconds": time.perf_counter() - t0, "nfe": nfe["n"] or network_calls(req.sampler, steps, opts.get("n_corrector"))}
-    yield {"event": "done", "slices_hu": np.stack(out), "geometry": geom, "seconds": time.perf_counter() - t_all,
-           "steps": steps}
+        calls += nfe["n"]
+        yield progress.event("slice", j + 1, index=j, slice_hu=new_hu, slice_seconds=time.perf_counter() - t0,
+                             nfe=nfe["n"] or network_calls(req.sampler, steps, opts.get("n_corrector")))
+    return ASCIIResult(np.stack(out), geom, progress.seconds, steps, opts, calls)
 
 
-def assemble_volume(slices_hu: np.ndarray, geom: dict, meta: dict, req: ASCIIRequest, steps: int,
-                    calibrator_name: str | None, seconds: float) -> Volume:
+def target_index(geom: dict, j: int) -> int | None:
+    """Where generated slice ``j`` (0-based, generation order) sits in the seed volume's index (may be outside
+    the seed volume: -1, -2, ... below slice 0, or past its end); ``None`` for an all-air seed."""
+    if not geom:
+        return None
+    return int(geom["seed_index"] + geom["step"] * (j + 1))
+
+
+def assemble_volume(result: ASCIIResult, meta: dict, req: ASCIIRequest) -> Volume:
     """Place the generated slices (generation order) into a Volume with geometry and provenance."""
     from ctstudio.diffusion.loading import model_version
 
+    slices_hu, geom, steps, seconds = result.slices_hu, result.geometry, result.steps, result.seconds
+    calibrator_name = getattr(req.calibrator, "name", None) if req.calibrator is not None else None
     n = len(slices_hu)
     params = {
         "sampler": req.sampler, "steps": steps, "seed": req.seed, "k": int(meta["k"]), "n_slices": n,
         "icnet": calibrator_name is not None, "icnet_model": calibrator_name, "direction": "inferior",
-        "sampler_options": dict(req.options),
+        "sampler_options": dict(result.options), "network_calls": result.network_calls,
         "seed_slice": geom.get("seed_index"), "seconds": round(seconds, 2),
     }
     vol = geom.get("volume")
@@ -173,12 +207,7 @@ def assemble_volume(slices_hu: np.ndarray, geom: dict, meta: dict, req: ASCIIReq
 
 def generate_volume(model, sde, meta: dict, req: ASCIIRequest, cancel=None, callback=None,
                     step_callback=None, device="cpu") -> Volume:
-    """Run :func:`ascii_slices` to the end (``callback`` gets each event) and return the Volume."""
-    done = None
-    for ev in ascii_slices(model, sde, meta, req, cancel=cancel, step_callback=step_callback, device=device):
-        if callback is not None:
-            callback(ev)
-        if ev["event"] == "done":
-            done = ev
-    name = getattr(req.calibrator, "name", None) if req.calibrator is not None else None
-    return assemble_volume(done["slices_hu"], done["geometry"], meta, req, done["steps"], name, done["seconds"])
+    """Run :func:`ascii_slices` to the end (``callback`` gets each slice event) and return the Volume."""
+    result = run_job(ascii_slices(model, sde, meta, req, cancel=cancel, step_callback=step_callback, device=device),
+                     callback)
+    return assemble_volume(result, meta, req)

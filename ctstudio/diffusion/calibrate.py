@@ -69,21 +69,37 @@ def histogram_match(generated_hu: np.ndarray, prior_hu: np.ndarray, roi: HURange
     return out
 
 
-def calibrate_volume(volume: Volume, calibrator, direction: str = "inferior", label: str | None = None) -> Volume:
-    """Calibrate every slice against the (calibrated) slice before it, in the generation direction.
+def calibrate_volume(volume: Volume, calibrator, direction: str = "inferior", label: str | None = None,
+                     callback=None, cancel=None) -> Volume:
+    """:func:`iter_calibrate` run to its end; ``callback`` receives each event."""
+    from ctstudio.jobs import run_job
+
+    return run_job(iter_calibrate(volume, calibrator, direction, label, cancel), callback)
+
+
+def iter_calibrate(volume: Volume, calibrator, direction: str = "inferior", label: str | None = None, cancel=None):
+    """Calibrate every slice against the (calibrated) slice before it, in the generation direction, as a job.
 
     The first slice in that direction is the anchor and stays as it is. ``calibrator`` is an
-    :class:`ICNetCalibrator` or :func:`histogram_match`.
+    :class:`ICNetCalibrator` or :func:`histogram_match`. Yields a ``slice`` event per slice (payload
+    ``index``: the array index just calibrated), returns the calibrated Volume.
     """
     from ctstudio.imaging.slices import inferior_step
+    from ctstudio.jobs import Progress, check_cancel
 
+    if direction not in ("inferior", "superior"):
+        raise InputError(f"direction must be 'inferior' or 'superior', not {direction!r}")
     a = volume.array.astype(np.float32)
+    n = a.shape[0]
     step = inferior_step(volume) if direction == "inferior" else -inferior_step(volume)
-    order = range(a.shape[0]) if step > 0 else range(a.shape[0] - 1, -1, -1)
-    order = list(order)
+    order = list(range(n)) if step > 0 else list(range(n - 1, -1, -1))
     out = a.copy()
-    for prev, cur in zip(order[:-1], order[1:]):
+    progress = Progress("calibrate", n, "slice")
+    yield progress.event("slice", 1, index=order[0], anchor=True)
+    for done, (prev, cur) in enumerate(zip(order[:-1], order[1:]), start=2):
+        check_cancel(cancel, f"calibration cancelled after {done - 1} of {n} slices")
         out[cur] = calibrator(a[cur], out[prev])
+        yield progress.event("slice", done, index=cur)
     name = label or getattr(calibrator, "name", getattr(calibrator, "__name__", "calibration"))
     arr = np.clip(np.rint(out), -32768, 32767).astype(np.int16)
     return volume.with_array(arr, step=f"intensity calibration ({name}), {direction}, anchor slice {order[0]}")

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import torch
-
 from ctstudio import checkpoints
 from ctstudio.diffusion.sde import VESDE
-from ctstudio.errors import ModelError
 from ctstudio.imaging.intensity import HURange
 
 #: the bundled demo models (resources/models/)
@@ -19,20 +16,15 @@ def load_score_model(name_or_path=DEFAULT_SCORE_MODEL, device="cpu"):
     from ctstudio.models.score_unet import ScoreModel, ScoreUNetConfig
 
     meta, tensors = checkpoints.load_model(name_or_path, kind="score")
-    cfg = meta["config"]
-    try:
+    with checkpoints.config_fields(meta, "score model") as cfg:
         model = ScoreModel(ScoreUNetConfig.from_dict(cfg["unet"]))
         sde = VESDE(**cfg["sde"])
         meta["hu_range"] = HURange.from_dict(cfg["hu_range"])
         meta["k"] = int(cfg["k"])
+        meta["image_size"] = int(cfg["image_size"])
         # trained with clean prior slices as a condition (losses.dsm_loss cond_prob): it can sample conditionally
         meta["conditional"] = float((cfg.get("training") or {}).get("cond_prob", 0.0)) > 0
-    except (KeyError, TypeError, ValueError) as exc:
-        raise ModelError(f"the score model's config is incomplete ({exc})", path=meta.get("path")) from None
-    checkpoints.load_into(model, tensors, "model", path=meta.get("path"))
-    model.eval().to(device)
-    for p in model.parameters():
-        p.requires_grad_(False)
+    checkpoints.load_modules(meta, tensors, {"model": model}, device)
     return model, sde, meta
 
 
@@ -41,16 +33,10 @@ def load_icnet(name_or_path=DEFAULT_ICNET, device="cpu"):
     from ctstudio.models.icnet import ICNet, ICNetConfig
 
     meta, tensors = checkpoints.load_model(name_or_path, kind="icnet")
-    cfg = meta["config"]
-    try:
+    with checkpoints.config_fields(meta, "IC-Net") as cfg:
         net = ICNet(ICNetConfig.from_dict(cfg["net"]))
         meta["roi"] = HURange.from_dict(cfg["roi"])
-    except (KeyError, TypeError, ValueError) as exc:
-        raise ModelError(f"the IC-Net's config is incomplete ({exc})", path=meta.get("path")) from None
-    checkpoints.load_into(net, tensors, "net", path=meta.get("path"))
-    net.eval().to(device)
-    for p in net.parameters():
-        p.requires_grad_(False)
+    checkpoints.load_modules(meta, tensors, {"net": net}, device)
     return net, meta
 
 
@@ -58,5 +44,3 @@ def model_version(meta: dict) -> str:
     card = meta.get("card", {})
     return str(card.get("model_version") or f"{meta.get('name')}@{card.get('steps', '?')}steps")
 
-
-_ = torch  # torch is this module's dependency (imported for its side effects on type checks)

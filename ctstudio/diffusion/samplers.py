@@ -10,8 +10,10 @@
 * ``condition``: ``"noised"`` (that inpainting, the paper's) or ``"clean"``: whole known channels are given to
   the model *clean* as a condition (``model(x, sigma, clean=channel_mask)``) and kept exactly as given; this
   needs a model trained with ``cond_prob > 0`` (:mod:`ctstudio.diffusion.losses`);
-* ``callback(dict)``: ``{"i", "n", "sigma", "sigma_next", "x", "denoised", "nfe"}`` after each step;
-* ``cancel``: callable or object with ``is_set()``, checked before each step (raises ``Cancelled``).
+* ``callback(dict)``: after each step, an event of the one schema (:mod:`ctstudio.jobs`): job ``"sample"``,
+  stage ``"step"``, ``done`` of ``total`` steps, plus ``sigma``, ``sigma_next``, ``x``, ``denoised``, ``nfe``;
+* ``cancel``: a :class:`~ctstudio.jobs.CancelToken` (or callable), checked before each step and before each
+  corrector step (raises ``Cancelled``), so a cancel waits for at most one network call.
 
 ``sample_pc``: the paper's predictor-corrector (reverse-diffusion predictor + Langevin corrector at a
 signal-to-noise ratio ``snr``) on the SDE's geometric grid. ``sample_heun``: Karras et al.'s second-order
@@ -24,13 +26,7 @@ import math
 
 import torch
 
-from ctstudio.errors import Cancelled
-
-
-def _cancelled(cancel) -> bool:
-    if cancel is None:
-        return False
-    return bool(cancel.is_set()) if hasattr(cancel, "is_set") else bool(cancel())
+from ctstudio.jobs import Progress, check_cancel
 
 
 class _Inpaint:
@@ -99,9 +95,9 @@ def sample_heun(model, x, sigmas, known=None, mask=None, callback=None, cancel=N
     n = len(sig) - 1
     x = imp(x, sig[0])
     nfe = 0
+    progress = Progress("sample", n, "step", callback)
     for i in range(n):
-        if _cancelled(cancel):
-            raise Cancelled(f"sampling stopped at step {i} of {n}")
+        check_cancel(cancel, f"sampling stopped at step {i} of {n}")
         s, s_next = sig[i], sig[i + 1]
         gamma = min(churn / n, math.sqrt(2.0) - 1.0) if (churn > 0 and s_tmin <= s <= s_tmax) else 0.0
         s_hat = s * (1.0 + gamma)
@@ -121,11 +117,12 @@ def sample_heun(model, x, sigmas, known=None, mask=None, callback=None, cancel=N
         x = imp(x_next, s_next)
         if 0 < s_next <= corrector_smax:
             for _ in range(n_corrector):  # Langevin correction: lets the free part agree with the known part
+                check_cancel(cancel, f"sampling stopped at step {i + 1} of {n}")
                 x = _langevin(model, x, s_next, snr, generator, imp)
                 x = imp(x, s_next)
                 nfe += 1
         if callback is not None:
-            callback({"i": i, "n": n, "sigma": s, "sigma_next": s_next, "x": x, "denoised": denoised, "nfe": nfe})
+            progress.event("step", i + 1, sigma=s, sigma_next=s_next, x=x, denoised=denoised, nfe=nfe)
     return x
 
 
@@ -147,14 +144,15 @@ def sample_pc(model, x, sigmas, known=None, mask=None, callback=None, cancel=Non
     n = len(sig) - 1
     x = imp(x, sig[0])
     nfe = 0
+    progress = Progress("sample", n, "step", callback)
     for i in range(n):
-        if _cancelled(cancel):
-            raise Cancelled(f"sampling stopped at step {i} of {n}")
+        check_cancel(cancel, f"sampling stopped at step {i} of {n}")
         s, s_next = sig[i], sig[i + 1]
         # corrector: Langevin MCMC at the current level
         for _ in range(n_corrector):
             x = _langevin(model, x, s, snr, generator, imp)
             nfe += 1
+            check_cancel(cancel, f"sampling stopped at step {i} of {n}")
             x = imp(x, s)
         # predictor: reverse diffusion from s to s_next
         denoised = model(x, _sigma_batch(x, s))
@@ -166,7 +164,7 @@ def sample_pc(model, x, sigmas, known=None, mask=None, callback=None, cancel=Non
             x = x + math.sqrt(dvar) * torch.randn(x.shape, generator=generator, device=x.device)
         x = imp(x, s_next)
         if callback is not None:
-            callback({"i": i, "n": n, "sigma": s, "sigma_next": s_next, "x": x, "denoised": denoised, "nfe": nfe})
+            progress.event("step", i + 1, sigma=s, sigma_next=s_next, x=x, denoised=denoised, nfe=nfe)
     return x
 
 

@@ -14,19 +14,12 @@ numpy only (the block function may run torch inside); no Qt.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable, Generator
 
 import numpy as np
 
-from ctstudio.errors import Cancelled, InputError
-
-
-def _cancelled(cancel) -> bool:
-    if cancel is None:
-        return False
-    if hasattr(cancel, "is_set"):
-        return bool(cancel.is_set())
-    return bool(cancel())
+from ctstudio.errors import InputError
+from ctstudio.jobs import Progress, check_cancel, run_job
 
 
 def block_starts(n: int, block: int, overlap: int) -> list[int]:
@@ -61,12 +54,19 @@ def _pad_to(arr: np.ndarray, block: int) -> tuple[np.ndarray, tuple[slice, ...]]
 
 def apply_blockwise(arr: np.ndarray, fn: Callable[[np.ndarray], np.ndarray], block: int = 32, overlap: int = 8,
                     batch_size: int = 8, callback=None, cancel=None) -> np.ndarray:
-    """Run ``fn`` over blocks of a 3D array and stitch the outputs (float64).
+    """:func:`iter_blockwise` run to its end; ``callback`` receives each event."""
+    return run_job(iter_blockwise(arr, fn, block, overlap, batch_size, cancel), callback)
+
+
+def iter_blockwise(arr: np.ndarray, fn: Callable[[np.ndarray], np.ndarray], block: int = 32, overlap: int = 8,
+                   batch_size: int = 8, cancel=None) -> Generator[dict, None, np.ndarray]:
+    """Run ``fn`` over blocks of a 3D array and stitch the outputs (float64), as a job.
 
     ``fn`` maps a float32 batch ``(B, block, block, block)`` to an array of the same shape. Axes shorter
-    than ``block`` are padded by reflection and cropped back. ``callback`` receives
-    ``{"event": "block", "i": done, "n": total}`` after each batch; ``cancel`` (a callable or an
-    Event-like object with ``is_set``) is checked before each batch and raises :class:`Cancelled`.
+    than ``block`` are padded by reflection and cropped back. It yields an event of the one schema
+    (:mod:`ctstudio.jobs`: job ``"blocks"``, stage ``"block"``, ``done`` of ``total`` blocks, payload
+    ``blocks``: the (z, y, x) starts of the batch) after each batch and returns the stitched array; ``cancel`` (a :class:`~ctstudio.jobs.CancelToken` or callable) is checked before each batch and
+    raises :class:`~ctstudio.errors.Cancelled`.
     """
     if arr.ndim != 3:
         raise InputError(f"expected a 3D array (z, y, x), got shape {arr.shape}")
@@ -78,9 +78,9 @@ def apply_blockwise(arr: np.ndarray, fn: Callable[[np.ndarray], np.ndarray], blo
     wsum = np.zeros(src.shape, dtype=np.float64)
     positions = [(z, y, x) for z in starts[0] for y in starts[1] for x in starts[2]]
     total = len(positions)
+    progress = Progress("blocks", total, "block")
     for b0 in range(0, total, batch_size):
-        if _cancelled(cancel):
-            raise Cancelled(f"block inference cancelled after {b0} of {total} blocks")
+        check_cancel(cancel, f"block inference cancelled after {b0} of {total} blocks")
         pos = positions[b0:b0 + batch_size]
         batch = np.stack([src[z:z + block, y:y + block, x:x + block] for z, y, x in pos])
         out = np.asarray(fn(batch), dtype=np.float64)
@@ -89,8 +89,7 @@ def apply_blockwise(arr: np.ndarray, fn: Callable[[np.ndarray], np.ndarray], blo
         for (z, y, x), o in zip(pos, out):
             acc[z:z + block, y:y + block, x:x + block] += o * w3
             wsum[z:z + block, y:y + block, x:x + block] += w3
-        if callback is not None:
-            callback({"event": "block", "i": min(b0 + batch_size, total), "n": total})
+        yield progress.event("block", min(b0 + batch_size, total), blocks=pos, block=block)
     return (acc / wsum)[crop]
 
 

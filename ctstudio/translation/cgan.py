@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ctstudio.errors import InputError, ModelError
+from ctstudio.errors import InputError
 from ctstudio.imaging.intensity import FULL_12BIT, HURange, hu_to_model, model_to_hu
 from ctstudio.volume import Volume
 
@@ -120,6 +120,7 @@ class CGANModel:
         self.version = version
         self.degradation = degradation or Degradation(task=task)
         self.device = device
+        self.meta: dict = {}
 
     @classmethod
     def load(cls, name_or_path, device: str = "cpu") -> "CGANModel":
@@ -127,18 +128,15 @@ class CGANModel:
         from ctstudio.models.unet3d import UNet3DGenerator
 
         meta, tensors = checkpoints.load_model(name_or_path, kind="cgan")
-        cfg = meta["config"]
-        try:
+        with checkpoints.config_fields(meta, "cGAN") as cfg:
             net = UNet3DGenerator(base=int(cfg["g_base"]), depth=int(cfg["g_depth"]), residual=bool(cfg["residual"]))
             rng = HURange.from_dict(cfg["hu_range"])
             deg = Degradation(**cfg["degradation"])
             block = int(cfg["block"])
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ModelError(f"the cGAN config is incomplete ({exc})", path=meta.get("path"),
-                             hint="re-export the model with `ctstudio train cgan`") from None
-        checkpoints.load_into(net, tensors, "G", path=meta.get("path"))
-        return cls(net.to(device), deg.task, rng, block, meta["name"], str(meta.get("card", {}).get("version", "")),
-                   deg, device)
+        checkpoints.load_modules(meta, tensors, {"G": net}, device)
+        model = cls(net, deg.task, rng, block, meta["name"], str(meta.get("card", {}).get("version", "")), deg, device)
+        model.meta = meta
+        return model
 
     def run_blocks(self, batch_hu: np.ndarray) -> np.ndarray:
         """HU blocks (B, b, b, b) -> HU blocks: normalise, generator, invert the normalisation."""
@@ -152,12 +150,23 @@ class CGANModel:
     def run_volume(self, hu: np.ndarray, overlap: int = 8, batch_size: int = 8, callback=None,
                    cancel=None) -> np.ndarray:
         """A whole HU array (z, y, x) through the model by overlapped, blended tiling -> float HU."""
-        return apply_volume(np.asarray(hu, np.float32), self.run_blocks, self.block, overlap, batch_size,
-                            callback, cancel)
+        from ctstudio.translation.blocks import apply_blockwise
+
+        return apply_blockwise(np.asarray(hu, np.float32), self.run_blocks, block=self.block, overlap=overlap,
+                               batch_size=batch_size, callback=callback, cancel=cancel)
 
     def apply(self, volume: Volume, overlap: int = 8, batch_size: int = 8, callback=None, cancel=None) -> Volume:
         """Run the model over a whole volume (the input is the degraded/condition volume) -> Volume in HU."""
-        out = self.run_volume(volume.array, overlap, batch_size, callback, cancel)
+        from ctstudio.jobs import run_job
+
+        return run_job(self.iter_apply(volume, overlap, batch_size, cancel), callback)
+
+    def iter_apply(self, volume: Volume, overlap: int = 8, batch_size: int = 8, cancel=None):
+        """:meth:`apply` as a job: yields an event per batch of blocks, returns the Volume."""
+        from ctstudio.translation.blocks import iter_blockwise
+
+        out = yield from iter_blockwise(np.asarray(volume.array, np.float32), self.run_blocks, block=self.block,
+                                        overlap=overlap, batch_size=batch_size, cancel=cancel)
         prov = dataclasses.replace(
             volume.provenance, model=self.name, model_version=self.version,
             parameters={"task": self.task, "block": self.block, "overlap": overlap,
@@ -166,14 +175,6 @@ class CGANModel:
         return Volume.from_hu(np.clip(out, self.hu_range.lower, self.hu_range.upper), spacing=volume.spacing,
                               origin=volume.origin, direction=volume.direction, metadata=volume.metadata,
                               provenance=prov)
-
-
-def apply_volume(hu: np.ndarray, fn, block: int = 32, overlap: int = 8, batch_size: int = 8, callback=None,
-                 cancel=None) -> np.ndarray:
-    from ctstudio.translation.blocks import apply_blockwise
-
-    return apply_blockwise(hu, fn, block=block, overlap=overlap, batch_size=batch_size, callback=callback,
-                           cancel=cancel)
 
 
 DEFAULT_RANGE = FULL_12BIT

@@ -1,8 +1,9 @@
 """Reconstruction-kernel conversion of a volume with a trained GGCL / StarGAN generator.
 
 Slice by slice (axial), in batches, HU [-1024, 3071] -> [-1, 1] -> generator (target kernel one-hot)
--> HU. Progress goes to ``callback`` as ``{"event": "slice", "i": done, "n": total}``; ``cancel``
-(a callable or an Event-like object) is checked between batches. The result is a :class:`Volume` in HU
+-> HU. Progress goes to ``callback`` as events of the one schema (:mod:`ctstudio.jobs`: job ``"kernels"``,
+stage ``"slice"``, ``done`` of ``total`` slices); ``cancel`` (a :class:`~ctstudio.jobs.CancelToken`) is
+checked between batches. The result is a :class:`Volume` in HU
 whose provenance names the model, its version and the target kernel.
 """
 
@@ -12,15 +13,10 @@ import dataclasses
 
 import numpy as np
 
-from ctstudio.errors import Cancelled, InputError, ModelError
+from ctstudio.errors import InputError
 from ctstudio.imaging.intensity import FULL_12BIT, HURange, hu_to_model, model_to_hu
+from ctstudio.jobs import Progress, check_cancel, run_job
 from ctstudio.volume import Volume
-
-
-def _cancelled(cancel) -> bool:
-    if cancel is None:
-        return False
-    return bool(cancel.is_set()) if hasattr(cancel, "is_set") else bool(cancel())
 
 
 class KernelConverter:
@@ -34,6 +30,7 @@ class KernelConverter:
         self.name = name
         self.version = version
         self.device = device
+        self.meta: dict = {}
 
     @classmethod
     def load(cls, name_or_path, device: str = "cpu") -> "KernelConverter":
@@ -41,18 +38,16 @@ class KernelConverter:
         from ctstudio.models.stargan import StarGenerator
 
         meta, tensors = checkpoints.load_model(name_or_path, kind="ggcl")
-        cfg = meta["config"]
-        try:
+        with checkpoints.config_fields(meta, "GGCL model") as cfg:
             domains = [str(d) for d in cfg["domains"]]
             G = StarGenerator(len(domains), conv_dim=int(cfg["g_conv_dim"]), n_res=int(cfg["g_repeat"]),
                               residual=bool(cfg.get("residual", False)))
             rng = HURange.from_dict(cfg.get("hu_range", FULL_12BIT.to_dict()))
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ModelError(f"the GGCL config is incomplete ({exc})", path=meta.get("path"),
-                             hint="re-export the model with `ctstudio train ggcl`") from None
-        checkpoints.load_into(G, tensors, "G", path=meta.get("path"))
+        checkpoints.load_modules(meta, tensors, {"G": G}, device)
         version = str(meta.get("card", {}).get("version", meta.get("version", "")))
-        return cls(G.to(device), domains, rng, meta["name"], version, device)
+        conv = cls(G, domains, rng, meta["name"], version, device)
+        conv.meta = meta
+        return conv
 
     def domain_index(self, target: str) -> int:
         for i, d in enumerate(self.domains):
@@ -81,15 +76,20 @@ class KernelConverter:
 
     def convert(self, volume: Volume, target: str, batch_size: int = 4, callback=None, cancel=None) -> Volume:
         """Convert every axial slice of ``volume`` to kernel ``target``; returns a new Volume in HU."""
+        return run_job(self.iter_convert(volume, target, batch_size, cancel), callback)
+
+    def iter_convert(self, volume: Volume, target: str, batch_size: int = 4, cancel=None):
+        """:meth:`convert` as a job: yields an event per batch (payload ``first``: its first slice index)."""
         self.domain_index(target)
+        if batch_size < 1:
+            raise InputError(f"the batch size must be at least 1, not {batch_size}")
         n = volume.shape[0]
         out = np.empty(volume.shape, dtype=np.float32)
+        progress = Progress("kernels", n, "slice")
         for s in range(0, n, batch_size):
-            if _cancelled(cancel):
-                raise Cancelled(f"kernel conversion cancelled after {s} of {n} slices")
+            check_cancel(cancel, f"kernel conversion cancelled after {s} of {n} slices")
             out[s:s + batch_size] = self.convert_slices(volume.array[s:s + batch_size], target)
-            if callback is not None:
-                callback({"event": "slice", "i": min(s + batch_size, n), "n": n})
+            yield progress.event("slice", min(s + batch_size, n), first=s)
         prov = dataclasses.replace(volume.provenance, model=self.name or "ggcl", model_version=self.version,
                                    parameters={"task": "kernel-conversion", "target_kernel": target,
                                                "source_kernel": volume.metadata.kernel,

@@ -10,6 +10,7 @@ from ctstudio import checkpoints
 from ctstudio.diffusion.ascii import ASCIIRequest, ascii_slices, generate_volume
 from ctstudio.diffusion.loading import load_score_model
 from ctstudio.errors import Cancelled, InputError
+from ctstudio.jobs import run_job, validate_event
 from ctstudio.models.score_unet import ScoreModel
 from ctstudio.training.recipe_score import ScoreTrainConfig, model_config
 
@@ -44,12 +45,30 @@ def sample(sample_path):
     return read_volume(sample_path)
 
 
-def test_one_event_per_slice_then_done(tiny_model):
+def test_one_event_per_slice_then_the_result_is_returned(tiny_model):
     model, sde, meta = tiny_model
-    evs = list(ascii_slices(model, sde, meta, ASCIIRequest(n_slices=3, steps=3)))
-    assert [e["event"] for e in evs] == ["slice"] * 3 + ["done"]
-    assert [e["index"] for e in evs[:3]] == [0, 1, 2]
-    assert evs[-1]["slices_hu"].shape == (3, 16, 16)
+    evs = []
+    result = run_job(ascii_slices(model, sde, meta, ASCIIRequest(n_slices=3, steps=3)), evs.append)
+    assert [e["stage"] for e in evs] == ["slice"] * 3
+    assert [e["index"] for e in evs] == [0, 1, 2] and [e["done"] for e in evs] == [1, 2, 3]
+    for e in evs:
+        validate_event(e)
+        assert e["slice_hu"].shape == (16, 16)
+    assert result.slices_hu.shape == (3, 16, 16)
+    assert np.array_equal(result.slices_hu[1], evs[1]["slice_hu"])
+
+
+def test_a_request_is_not_changed_by_a_run_and_can_switch_sampler(tiny_model):
+    """The issue's bug: a run overwrote req.options, so heun -> pc on the same request raised TypeError (churn)."""
+    import dataclasses
+
+    model, sde, meta = tiny_model
+    req = ASCIIRequest(n_slices=1, steps=2, sampler="heun")
+    before = dict(req.options)
+    generate_volume(model, sde, meta, req)
+    assert dict(req.options) == before == {}
+    pc = generate_volume(model, sde, meta, dataclasses.replace(req, sampler="pc"))
+    assert pc.provenance.parameters["sampler"] == "pc" and "churn" not in pc.provenance.parameters["sampler_options"]
 
 
 def test_same_seed_same_volume_other_seed_other_volume(tiny_model):
@@ -96,7 +115,7 @@ def test_clean_condition_needs_a_model_trained_for_it(tiny_model, sample):
     with pytest.raises(InputError, match="not trained to take the prior slices clean"):
         list(ascii_slices(model, sde, meta, ASCIIRequest(n_slices=1, steps=2, condition="clean")))
     evs = list(ascii_slices(model, sde, meta, ASCIIRequest(n_slices=1, steps=2)))
-    assert evs[-1]["event"] == "done"
+    assert [e["stage"] for e in evs] == ["slice"]
 
 
 def test_a_conditional_model_defaults_to_clean_prior_slices(tmp_path):

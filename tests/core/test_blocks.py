@@ -55,7 +55,8 @@ def test_progress_events_and_cancel():
     hu = np.zeros((32, 64, 64), np.float32)
     events = []
     apply_blockwise(hu, lambda b: b, block=32, overlap=0, batch_size=1, callback=events.append)
-    assert [e["i"] for e in events] == [1, 2, 3, 4] and events[-1]["n"] == 4
+    assert [e["done"] for e in events] == [1, 2, 3, 4] and events[-1]["total"] == 4
+    assert [e["blocks"] for e in events] == [[(0, 0, 0)], [(0, 0, 32)], [(0, 32, 0)], [(0, 32, 32)]]
     n = {"calls": 0}
 
     def fn(b):

@@ -31,3 +31,21 @@ print('ok')
 """
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, encoding="utf-8", cwd=ROOT)
     assert res.returncode == 0 and "ok" in res.stdout, res.stderr
+
+
+def test_the_layers_contract_catches_an_upward_import(tmp_path):
+    """A copy of the package where imaging (a low layer) imports pipelines (a high one) breaks the contract."""
+    import shutil
+
+    shutil.copytree(ROOT / "ctstudio", tmp_path / "ctstudio", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(ROOT / "pyproject.toml", tmp_path / "pyproject.toml")
+    lint = Path(sys.executable).with_name("lint-imports")
+    run = lambda: subprocess.run([str(lint), "--config", str(tmp_path / "pyproject.toml")],  # noqa: E731
+                                 cwd=tmp_path, capture_output=True, text=True, encoding="utf-8")
+    assert run().returncode == 0  # the copy itself is clean
+    with open(tmp_path / "ctstudio" / "imaging" / "window.py", "a", encoding="utf-8") as fh:
+        fh.write("\nfrom ctstudio.pipelines import devices  # noqa: E402,F401 (deliberately upward)\n")
+    res = run()
+    assert res.returncode != 0
+    assert "Layers: a module imports only from its own layer or below BROKEN" in res.stdout
+    assert "ctstudio.imaging.window -> ctstudio.pipelines.devices" in res.stdout

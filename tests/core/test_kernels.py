@@ -28,7 +28,7 @@ def test_conversion_keeps_geometry_and_records_provenance(small_volume, identity
     out = identity_converter.convert(small_volume, "YA", batch_size=2, callback=events.append)
     assert out.shape == small_volume.shape and out.spacing == small_volume.spacing
     assert np.array_equal(out.array, small_volume.array)  # identity network, odd sizes padded and cropped
-    assert [e["i"] for e in events] == [2, 4, 5]
+    assert [e["done"] for e in events] == [2, 4, 5] and [e["first"] for e in events] == [0, 2, 4]
     assert out.metadata.kernel == "YA"
     assert out.provenance.synthetic and out.provenance.model == "test-ggcl"
     assert out.provenance.parameters["target_kernel"] == "YA"

@@ -6,6 +6,7 @@ import torch
 from ctstudio.diffusion.samplers import DEFAULT_OPTIONS, DEFAULT_STEPS, SAMPLERS, network_calls, sample_heun, sample_pc, sigmas_for
 from ctstudio.diffusion.sde import VESDE
 from ctstudio.errors import Cancelled
+from ctstudio.jobs import CancelToken, validate_event
 
 MU = torch.tensor([0.3, -0.4]).reshape(1, 2, 1, 1)
 SD = torch.tensor([0.5, 0.2]).reshape(1, 2, 1, 1)
@@ -124,8 +125,8 @@ def test_cancel_stops_within_one_step(sampler):
     flag = {"stop": False}
 
     def cb(ev):
-        seen.append(ev["i"])
-        if ev["i"] == 4:
+        seen.append(ev["done"] - 1)
+        if ev["done"] == 5:
             flag["stop"] = True
 
     with pytest.raises(Cancelled):
@@ -138,8 +139,30 @@ def test_callback_reports_progress_each_step():
     sig = sigmas_for("heun", SDE, 6)
     evs = []
     sample_heun(GaussianDenoiser(), torch.randn(1, 2, 2, 2) * sig[0], sig, callback=evs.append)
-    assert [e["i"] for e in evs] == list(range(6))
+    assert [e["done"] for e in evs] == list(range(1, 7))
     assert evs[-1]["sigma_next"] == 0 and evs[-1]["nfe"] == 11
+    for e in evs:
+        validate_event(e)
+        assert (e["job"], e["stage"], e["total"], e["unit"]) == ("sample", "step", 6, "step")
+
+
+def test_cancel_during_corrector_steps_waits_for_one_network_call():
+    """A cancel set while Langevin corrections run stops before the next correction, not at the next step."""
+    sig = sigmas_for("heun", SDE, 10)
+    token = CancelToken()
+    den = GaussianDenoiser()
+    calls_at_cancel = {}
+
+    def counting(x, sigma):
+        out = den(x, sigma)
+        if den.calls == 3:  # 2 Heun calls of step 0, then the first of 5 corrections
+            token.cancel()
+            calls_at_cancel["n"] = den.calls
+        return out
+
+    with pytest.raises(Cancelled):
+        sample_heun(counting, torch.randn(1, 2, 2, 2) * sig[0], sig, cancel=token, n_corrector=5)
+    assert den.calls == calls_at_cancel["n"] == 3
 
 
 class ConditionalGaussianDenoiser:
