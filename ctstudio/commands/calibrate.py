@@ -17,17 +17,20 @@ def add_arguments(p) -> None:
     p.add_argument("--method", choices=["icnet", "histogram"], default="icnet",
                    help="icnet (default) or the histogram-matching baseline (scikit-image)")
     p.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps")
+    p.add_argument("--overwrite", action="store_true", help="replace the output if it exists")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
 def run(args) -> int:
     from ctstudio.commands._drive import drive
+    from ctstudio.pipelines.outputs import check_output
     from ctstudio.io import read_volume, write_volume
     from ctstudio.pipelines.calibrate import CalibrateRequest, calibrate
 
+    check_output(args.output, [args.input], args.overwrite)
     vol = read_volume(args.input)
     out = drive(calibrate(CalibrateRequest(vol, args.method, args.model, args.device)), args.quiet, "calibrating")
-    path = write_volume(out, args.output)
+    path = write_volume(out, args.output, overwrite=args.overwrite)
     changed = int((out.array != vol.array).sum())
     print(f"wrote {path}: {args.method}, {changed} voxels changed of {vol.array.size}")
     return 0

@@ -27,17 +27,22 @@ def add_arguments(p) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of --degrade's noise")
     p.add_argument("--reference", metavar="REF", help="a volume to compare input and output with (PSNR/SSIM)")
     p.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps")
+    p.add_argument("--overwrite", action="store_true", help="replace the output if it exists")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
 def run(args) -> int:
     from ctstudio.commands._drive import drive
+    from ctstudio.pipelines.outputs import check_output
     from ctstudio.errors import InputError
     from ctstudio.io import read_volume, write_volume
     from ctstudio.pipelines.convert import ConvertRequest, convert
 
     if args.save_degraded and not args.degrade:
         raise InputError("--save-degraded needs --degrade")
+    check_output(args.output, [args.input, args.reference], args.overwrite)
+    if args.save_degraded:
+        check_output(args.save_degraded, [args.input, args.reference, args.output], args.overwrite)
     vol = read_volume(args.input)
     ref = read_volume(args.reference) if args.reference else None
     req = ConvertRequest(volume=vol, model=args.model, target=args.target, batch_size=args.batch_size,
@@ -45,8 +50,8 @@ def run(args) -> int:
                          device=args.device)
     res = drive(convert(req), args.quiet, "converting")
     if args.save_degraded:
-        write_volume(res.input, args.save_degraded)
-    path = write_volume(res.volume, args.output, synthetic=True)
+        write_volume(res.input, args.save_degraded, overwrite=args.overwrite)
+    path = write_volume(res.volume, args.output, synthetic=True, overwrite=args.overwrite)
     print(f"{res.description}: wrote {path}")
     if res.scores is not None:
         for label, sc in (("input", res.scores["input"]), ("output", res.scores["output"])):

@@ -31,7 +31,9 @@ def run(args) -> int:
     import dataclasses
 
     from ctstudio.io import read_volume, write_volume
+    from ctstudio.pipelines.outputs import check_output
 
+    check_output(args.output, [args.input], args.overwrite)
     opts = {}
     if args.series:
         opts["series_uid"] = args.series

@@ -37,6 +37,7 @@ def add_arguments(p) -> None:
     p.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps")
     p.add_argument("--threads", type=int, help="CPU threads for torch")
     p.add_argument("-o", "--output", required=True, help="output volume (.nii.gz, .mha, .nrrd, or a DICOM folder)")
+    p.add_argument("--overwrite", action="store_true", help="replace the output if it exists")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -44,9 +45,11 @@ def run(args) -> int:
     import torch
 
     from ctstudio.commands._drive import drive
+    from ctstudio.pipelines.outputs import check_output
     from ctstudio.io import read_volume, write_volume
     from ctstudio.pipelines.generate import GenerateRequest, generate
 
+    check_output(args.output, [args.seed_volume], args.overwrite)
     if args.threads:
         torch.set_num_threads(args.threads)
     seed_vol = read_volume(args.seed_volume) if args.seed_volume else None
@@ -60,7 +63,7 @@ def run(args) -> int:
         return f"{ev['slice_seconds']:.2f} s/slice, {ev['nfe']} net calls" if ev["stage"] == "slice" else None
 
     vol = drive(generate(req), args.quiet, "generating", postfix)
-    out = write_volume(vol, args.output, synthetic=True)
+    out = write_volume(vol, args.output, synthetic=True, overwrite=args.overwrite)
     p = vol.provenance.parameters
     print(f"wrote {out}: {vol.shape[0]} slices {vol.shape[1]}x{vol.shape[2]}, model {vol.provenance.model}, "
           f"{p['sampler']} {p['steps']} steps ({p['sampler_options'].get('condition')} prior slices), "
