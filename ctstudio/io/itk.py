@@ -14,64 +14,37 @@ import SimpleITK as sitk
 
 from ctstudio.errors import NotAnImageError, ValueRangeError, VolumeReadError, VolumeWriteError
 from ctstudio.io.atomic import atomic_path
+from ctstudio.io.integrity import check_volume_file
+from ctstudio.io.limits import check_allocation
+from ctstudio.jobs import Progress, check_cancel
 from ctstudio.volume import Metadata, Provenance, Volume
 
 _META_KEY = "ctstudio_metadata"
 
 
 def _check_declared_size(path: Path) -> None:
-    """Refuse, before allocating, a header that declares more voxels than memory (or the file) can hold."""
-    from ctstudio.io.dicom import _memory_limit
-
+    """Refuse, before allocating, a header (as SimpleITK reads it) that declares more voxels than memory holds."""
     reader = sitk.ImageFileReader()
     reader.SetFileName(str(path))
     try:
         reader.ReadImageInformation()
     except RuntimeError:
         return  # ReadImage below gives the proper "could not read" error
-    n = 1
-    for s in reader.GetSize():
-        n *= int(s)
-    if n * 4 > _memory_limit():  # the int16 volume plus a read buffer at least as wide
-        raise VolumeReadError(
-            f"the header declares {'x'.join(str(s) for s in reader.GetSize())} voxels "
-            f"({n * 2 / 2**30:.1f} GiB as int16), more than this machine can hold", path=path,
-            hint="the header is probably damaged; check the file")
+    check_allocation(reader.GetSize()[::-1], 4, path)  # the int16 volume plus a read buffer at least as wide
 
 
-def _nifti_nonfinite(path: Path) -> int:
-    """Count NaN/Inf voxels in a float NIfTI's raw data (ITK's NIfTI reader turns them into 0 silently)."""
-    import gzip
-
-    opener = gzip.open if path.name.lower().endswith(".gz") else open
-    try:
-        with opener(path, "rb") as fh:
-            hdr = fh.read(348)
-            if len(hdr) < 348:
-                return 0
-            endian = "<" if int.from_bytes(hdr[0:4], "little") == 348 else ">"
-            datatype = int(np.frombuffer(hdr[70:72], endian + "i2")[0])
-            dtype = {16: "f4", 64: "f8"}.get(datatype)
-            if dtype is None:
-                return 0
-            offset = int(np.frombuffer(hdr[108:112], endian + "f4")[0])
-            fh.read(max(0, offset - 348))
-            bad = 0
-            while True:
-                chunk = fh.read(1 << 24)
-                if not chunk:
-                    break
-                usable = len(chunk) - len(chunk) % np.dtype(dtype).itemsize
-                bad += int(np.count_nonzero(~np.isfinite(np.frombuffer(chunk[:usable], endian + dtype))))
-            return bad
-    except (OSError, EOFError, ValueError):
-        return 0
-
-
-def read_itk(path: Path, **_options) -> Volume:
+def read_itk(path: Path, callback=None, cancel=None) -> Volume:
+    """Read a NIfTI / MHA / NRRD file as a HU Volume, after checking that it holds all the data its
+    header declares (:mod:`ctstudio.io.integrity`). ``callback`` gets :mod:`ctstudio.jobs` events of job
+    ``"load"`` (one ``"read"`` event, unit ``"file"``, then ``"done"``); ``cancel`` is checked before
+    and after the read (SimpleITK reads the file in one call)."""
     path = Path(path)
+    progress = Progress("load", total=1, unit="file", callback=callback)
+    check_cancel(cancel, "reading stopped before it began")
+    progress.event("read", 0, path=str(path))
     if path.stat().st_size == 0:
         raise NotAnImageError("the file is empty (0 bytes)", path=path)
+    nonfinite = check_volume_file(path)
     _check_declared_size(path)
     try:
         image = sitk.ReadImage(str(path))
@@ -87,12 +60,11 @@ def read_itk(path: Path, **_options) -> Volume:
         raise VolumeReadError(
             f"expected a single-channel 2D or 3D image, got {image.GetDimension()}D with "
             f"{image.GetNumberOfComponentsPerPixel()} components", path=path)
+    check_cancel(cancel, "reading stopped after the file was read")
     arr = sitk.GetArrayFromImage(image)
-    if arr.dtype.kind == "f" and path.name.lower().endswith((".nii", ".nii.gz")):
-        bad = _nifti_nonfinite(path)
-        if bad:
-            raise ValueRangeError(f"the image holds {bad} NaN or infinite values; CT voxels must be finite HU",
-                                  path=path, hint="fix the file where it was made (ctstudio will not guess a value)")
+    if arr.dtype.kind == "f" and nonfinite:
+        raise ValueRangeError(f"the image holds {nonfinite} NaN or infinite values; CT voxels must be finite HU",
+                              path=path, hint="fix the file where it was made (ctstudio will not guess a value)")
     if image.GetDimension() == 2:
         spacing = (*image.GetSpacing(), 1.0)
         origin = (*image.GetOrigin(), 0.0)
@@ -114,13 +86,16 @@ def read_itk(path: Path, **_options) -> Volume:
         except (ValueError, TypeError):
             pass
     try:
-        return Volume.from_hu(arr, spacing=spacing, origin=origin, direction=direction,
-                              metadata=metadata, provenance=provenance)
+        volume = Volume.from_hu(arr, spacing=spacing, origin=origin, direction=direction,
+                                metadata=metadata, provenance=provenance)
     except ValueRangeError as exc:
         raise ValueRangeError(exc.message, path=path) from None
+    progress.event("done", 1, shape=volume.shape)
+    return volume
 
 
-def write_itk(volume: Volume, path: Path, **_options) -> Path:
+def write_itk(volume: Volume, path: Path) -> Path:
+    """Write a NIfTI / MHA / NRRD file atomically (compressed for .nii.gz, .mha and .nrrd)."""
     path = Path(path)
     image = sitk.GetImageFromArray(volume.array)
     image.SetSpacing(volume.spacing)

@@ -14,6 +14,7 @@ from pydicom.uid import ImplicitVRLittleEndian, JPEG2000Lossless
 
 from ctstudio.errors import GeometryError, SeriesError, ValueRangeError, VolumeWriteError
 from ctstudio.io import dicom, read_volume, write_volume
+from ctstudio.io.dicom.header import read_header_fast, read_header_pydicom
 from ctstudio.io.api import inspect_path
 from ctstudio.volume import Metadata, Provenance, Volume
 
@@ -275,7 +276,7 @@ def test_long_compressed_series_decoded_in_worker_processes(tmp_path, monkeypatc
         ds = pydicom.dcmread(f)
         ds.compress(JPEG2000Lossless)
         ds.save_as(f)
-    monkeypatch.setattr(dicom, "PROCESS_DECODE_MIN_FILES", 2)
+    monkeypatch.setattr(dicom.pixels, "PROCESS_DECODE_MIN_FILES", 2)
     assert np.array_equal(read_volume(tmp_path / "j", workers=2).array, vol.array)
 
 
@@ -286,7 +287,7 @@ def test_fast_header_walker_agrees_with_pydicom(tmp_path, shared_data):
     files += write_series(tmp_path / "s", tiny_volume())[:2]
     walked = 0
     for f in files:
-        fast, slow = dicom._read_header_fast(f), dicom._read_header_pydicom(f)
+        fast, slow = read_header_fast(f), read_header_pydicom(f)
         if fast is None:
             continue
         walked += 1
@@ -338,11 +339,17 @@ def test_left_handed_volume_lands_in_the_same_lps_places(tmp_path):
 
 def test_progress_callback_and_cancel(tmp_path):
     from ctstudio.errors import Cancelled
+    from ctstudio.jobs import validate_event
 
     write_series(tmp_path / "s", tiny_volume())
     events = []
     read_volume(tmp_path / "s", callback=events.append)
-    assert {e["stage"] for e in events} == {"headers", "pixels"} and all(e["n"] == SHAPE[0] for e in events)
+    for e in events:
+        validate_event(e)
+    assert {(e["job"], e["unit"]) for e in events} == {("load", "file")}
+    assert [e["stage"] for e in events] == ["scan"] * SHAPE[0] + ["read"] * SHAPE[0] + ["done"]
+    assert [e["done"] for e in events] == list(range(2 * SHAPE[0] + 1))  # both passes over the 8 files
+    assert all(e["total"] == 2 * SHAPE[0] for e in events)
     with pytest.raises(Cancelled):
         read_volume(tmp_path / "s", cancel=lambda: True)
 

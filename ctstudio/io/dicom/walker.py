@@ -13,7 +13,7 @@ from __future__ import annotations
 _LONG_VRS = {b"OB", b"OW", b"OF", b"OD", b"OL", b"OV", b"SQ", b"UC", b"UR", b"UT", b"UN", b"SV", b"UV"}
 _ITEM, _ITEM_END, _SEQ_END = 0xFFFEE000, 0xFFFEE00D, 0xFFFEE0DD
 _PIXEL_TAGS = {0x7FE00010, 0x7FE00008, 0x7FE00009}
-IMPLICIT_LE = "1.2.840.10008.1.2"
+IMPLICIT_VR_LITTLE_ENDIAN = "1.2.840.10008.1.2"
 _UNSUPPORTED = {"1.2.840.10008.1.2.2", "1.2.840.10008.1.2.1.99"}  # big endian, deflated
 
 
@@ -120,7 +120,7 @@ def walk(fh, size: int, wanted: frozenset[int]):
             pos = vpos + vlen
         if not ts or ts in _UNSUPPORTED:
             return None
-        implicit = ts == IMPLICIT_LE
+        implicit = ts == IMPLICIT_VR_LITTLE_ENDIAN
         values: dict[int, bytes] = {}
         pixel = None
         while pos + 8 <= size:
