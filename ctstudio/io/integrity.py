@@ -128,18 +128,16 @@ def _check_stream(path: Path, block: DataBlock) -> int:
             if not nifti_gzip:
                 fh.seek(block.offset)
             if block.compression == "bzip2":
-                complete = _drain(fh, bz2.BZ2Decompressor(), counter)
-            elif nifti_gzip:
-                with gzip.GzipFile(fileobj=fh) as gz:  # checks the CRC and length at the end of each member
-                    while chunk := gz.read(CHUNK):
-                        counter.feed(chunk)
-                complete = True
-            else:  # zlib (MetaImage) or gzip (NRRD): zlib detects the wrapper and checks its CRC
-                complete = _drain(fh, zlib.decompressobj(zlib.MAX_WBITS | 32), counter)
+                complete = _drain(fh, bz2.BZ2Decompressor, counter, members=True)
+            elif block.compression == "gzip":  # every member's CRC-32 and length are checked by zlib
+                complete = _drain(fh, lambda: zlib.decompressobj(zlib.MAX_WBITS | 16), counter, members=True)
+            else:  # zlib (MetaImage)
+                complete = _drain(fh, lambda: zlib.decompressobj(zlib.MAX_WBITS | 32), counter)
     except EOFError:
         complete = False
-    except (gzip.BadGzipFile, zlib.error, OSError, ValueError) as exc:
-        raise NotAnImageError(f"the compressed voxel data is damaged ({exc}; {counter.count} of "
+    except (zlib.error, OSError, ValueError) as exc:
+        why = f"{exc} (a CRC or length check failed)" if "check" in str(exc) else str(exc)
+        raise NotAnImageError(f"the compressed voxel data is damaged ({why}; {counter.count} of "
                               f"{block.declared} declared bytes decompressed before the damage)", path=path,
                               hint="the file is corrupt; copy or export it again") from None
     if not complete:
@@ -154,14 +152,22 @@ def _check_stream(path: Path, block: DataBlock) -> int:
     return counter.nonfinite
 
 
-def _drain(fh, dec, counter: _Counter) -> bool:
-    """Feed ``fh`` through a zlib or bz2 decompressor, at most :data:`CHUNK` bytes out at a time (a
-    small file that expands hugely never sits in memory); True when the stream reached its end."""
+def _drain(fh, new_decompressor, counter: _Counter, members: bool = False) -> bool:
+    """Feed ``fh`` through zlib / bz2 decompressors, at most :data:`CHUNK` bytes out at a time (a small
+    file that expands hugely never sits in memory). ``members``: the stream may be several members one
+    after the other (gzip, bzip2; trailing zero padding is allowed). True when the last stream ended."""
+    dec = new_decompressor()
     is_zlib = hasattr(dec, "unconsumed_tail")
-    while not dec.eof:
-        chunk = fh.read(1 << 16)
+    pending = b""
+    while True:
+        chunk = pending or fh.read(1 << 16)
+        pending = b""
         if not chunk:
-            break
+            return dec.eof
+        if dec.eof:  # a further member, or padding
+            if not members or not chunk.strip(b"\0"):
+                continue
+            dec = new_decompressor()
         counter.feed(dec.decompress(chunk, CHUNK))
         if is_zlib:
             while dec.unconsumed_tail and not dec.eof:
@@ -169,7 +175,8 @@ def _drain(fh, dec, counter: _Counter) -> bool:
         else:
             while not dec.needs_input and not dec.eof:
                 counter.feed(dec.decompress(b"", CHUNK))
-    return dec.eof
+        if dec.eof:
+            pending = dec.unused_data
 
 
 def _count_nonfinite_raw(block: DataBlock) -> int:
