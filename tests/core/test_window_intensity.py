@@ -59,3 +59,58 @@ def test_hu_model_clip_and_torch():
     t = intensity.hu_to_model(torch.tensor([-1024.0, 3071.0]))
     assert t.tolist() == [-1, 1]
     assert intensity.model_to_hu(torch.tensor([0.0]), intensity.ICNET_ROI).item() == 0
+
+
+# -- the window function pinned at its edges (hand values; kills the mutants of issue 11) -------------------
+def test_float_output_saturates_outside_the_window():
+    """Float output is clipped to [0, 1] like the uint8 one: a viewer's LUT indexes with it."""
+    w = Window(40, 80)  # [0, 80]
+    f = apply_window(np.array([-1000, -1, 81, 3000]), w, np.float32)
+    assert f.dtype == np.float32
+    assert f.tolist() == [0.0, 0.0, 1.0, 1.0]
+    f64 = apply_window(np.array([-15.0, 85.0]), Window.from_range(-10, 70), np.float64)
+    assert f64.dtype == np.float64 and f64.tolist() == [0.0, 1.0]
+
+
+def test_float_output_at_the_exact_edges_and_one_hu_inside():
+    """lower -> 0, upper -> 1, one HU inside -> 1/width (a half-HU shift of an edge moves these)."""
+    w = Window(40, 80)  # [0, 80], width 80
+    f = apply_window(np.array([0, 1, 79, 80], dtype=np.int16), w, np.float64)
+    np.testing.assert_allclose(f, [0.0, 1 / 80, 79 / 80, 1.0], rtol=0, atol=1e-6)
+    # a window that does not start at 0 HU: lung L-600/W1500 = [-1350, 150]
+    lung = preset("lung")
+    f = apply_window(np.array([-1351, -1350, -1349, -600, 149, 150]), lung, np.float64)
+    np.testing.assert_allclose(f, [0.0, 0.0, 1 / 1500, 0.5, 1499 / 1500, 1.0], rtol=0, atol=1e-6)
+
+
+def test_uint8_output_on_a_narrow_window_by_hand():
+    """Stroke L32/W8 = [28, 36]: each HU is 255/8 = 31.875 grey levels, rounded to nearest."""
+    out = apply_window(np.array([27, 28, 29, 30, 32, 34, 35, 36, 37], dtype=np.int16), preset("stroke"))
+    assert out.dtype == np.uint8
+    # 0, 31.875, 63.75, 127.5 (half to even -> 128), 191.25, 223.125, 255
+    assert out.tolist() == [0, 0, 32, 64, 128, 191, 223, 255, 255]
+
+
+def test_uint8_output_of_a_window_below_zero_hu():
+    """Bone L480/W2500 = [-770, 1730]: -270 HU is 20 % up the window -> 51; edges saturate."""
+    out = apply_window(np.array([-2000, -770, -270, 1230, 1730, 2000]), preset("bone"))
+    assert out.tolist() == [0, 0, 51, 204, 255, 255]
+
+
+def test_window_is_immutable():
+    """Presets are shared: changing one in place must be impossible."""
+    import dataclasses
+
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        PRESETS["brain"].level = 0  # type: ignore[misc]
+
+
+def test_window_validation_edges():
+    """A 1 HU wide window (a threshold) is valid; a NaN/inf level or width, or an empty range, is not."""
+    assert apply_window(np.array([-1, 0, 1]), Window(0, 1)).tolist() == [0, 128, 255]
+    assert Window(0, 0.5).width == 0.5
+    for level, width in ((float("nan"), 80), (40, float("inf")), (float("inf"), 80), (40, -1)):
+        with pytest.raises(InputError):
+            Window(level, width)
+    with pytest.raises(InputError, match=r"upper bound must exceed its lower bound, got \[5, 5\]"):
+        Window.from_range(5, 5)
