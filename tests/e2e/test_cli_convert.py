@@ -82,3 +82,16 @@ def test_bad_or_mismatched_model_files_give_clear_errors(crops, tmp_path, capsys
     assert main(["convert", str(src), "--model", str(tmp_path / "score.safetensors"), "-o", str(tmp_path / "o.nii.gz")]) == 2
     assert "takes ggcl or cgan" in capsys.readouterr().err
     assert not (tmp_path / "o.nii.gz").exists()
+
+
+def test_convert_reference_and_evaluate_report_the_same_psnr_ssim(crops, tmp_path, capsys):
+    """One PSNR/SSIM: `convert --reference` prints what `evaluate` writes for the same pair."""
+    out = tmp_path / "UB2YA.nii.gz"
+    assert main(["convert", str(crops / "UB.nii.gz"), "--model", "ggcl-phantom-ub-ya", "--target", "YA", "--quiet",
+                 "-o", str(out), "--reference", str(crops / "YA.nii.gz")]) == 0
+    printed = re.search(r"output vs reference: PSNR ([\d.]+) dB  SSIM ([\d.]+)", capsys.readouterr().out)
+    assert main(["evaluate", "--real", str(crops / "YA.nii.gz"), "--fake", str(out), "--metrics", "psnr,ssim",
+                 "--out", str(tmp_path / "ev")]) == 0
+    metrics = json.loads((tmp_path / "ev" / "metrics.json").read_text())["metrics"]
+    assert float(printed[1]) == pytest.approx(metrics["psnr"]["mean"], abs=0.006)
+    assert float(printed[2]) == pytest.approx(metrics["ssim"]["mean"], abs=6e-5)

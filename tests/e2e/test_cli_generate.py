@@ -1,4 +1,4 @@
-"""The generation CLI as a user runs it: generate, calibrate, models list, train --events jsonl."""
+"""The generation CLI as a user runs it: generate, calibrate, models list (train: test_cli_train.py)."""
 
 import json
 import os
@@ -70,24 +70,18 @@ def test_calibrate_writes_a_volume_that_differs_only_in_the_roi(tmp_path, sample
     assert np.array_equal(cal[-1], small.array[-1])  # the anchor (most superior) slice is kept
 
 
-@pytest.mark.slow
-def test_train_prints_json_lines_and_resumes(tmp_path, sample_path):
-    args = ("train", "icnet", "--data", sample_path, "--config", "tiny", "--out", tmp_path / "run",
-            "--events", "jsonl", "--threads", "1")
-    r = ctstudio(*args, "--steps", 10, cwd=tmp_path)
-    assert r.returncode == 0, r.stderr
-    events = [json.loads(line) for line in r.stdout.splitlines()]
-    kinds = [e["event"] for e in events]
-    assert kinds[0] == "start" and kinds[-1] == "done" and "checkpoint" in kinds
-    step = next(e for e in events if e["event"] == "step")
-    assert {"step", "loss", "lr", "steps_per_s", "eta_s"} <= set(step)
-    assert Path(events[-1]["path"]).is_file()
-    r2 = ctstudio(*args, "--steps", 20, "--resume", cwd=tmp_path)
-    assert r2.returncode == 0, r2.stderr
-    ev2 = [json.loads(line) for line in r2.stdout.splitlines()]
-    assert ev2[0]["resumed"] is True and ev2[0]["step"] == 10 and ev2[-1]["step"] == 20
+def test_the_cli_writes_what_the_pipeline_returns(tmp_path, sample_path):
+    """Same request, same seed: `ctstudio generate` and the generate pipeline give the same volume."""
+    from ctstudio.cli import main
+    from ctstudio.io import read_volume
+    from ctstudio.jobs import run_job
+    from ctstudio.pipelines.generate import GenerateRequest, generate
 
-
-def test_train_with_a_bad_config_fails_cleanly(tmp_path, sample_path):
-    r = ctstudio("train", "score", "--data", sample_path, "--config", "huge", "--out", tmp_path, cwd=tmp_path)
-    assert r.returncode == 2 and "neither a preset" in r.stderr and "Traceback" not in r.stderr
+    out = tmp_path / "g.nii.gz"
+    assert main(["generate", "--slices", "2", "--seed-volume", str(sample_path), "--seed-slice", "20", "--steps", "3",
+                 "--seed", "7", "--quiet", "-o", str(out)]) == 0
+    vol = run_job(generate(GenerateRequest(n_slices=2, seed_volume=read_volume(sample_path), seed_slice=20, steps=3,
+                                           seed=7)))
+    written = read_volume(out)
+    assert np.array_equal(written.array, vol.array)
+    assert np.allclose(written.origin, vol.origin) and np.allclose(written.spacing, vol.spacing)
