@@ -217,7 +217,10 @@ class MainWindow(QMainWindow):
             self.open_folder(path)
 
     def open_path(self, path, series_uid: str | None = None):
-        """Open a file, or a DICOM folder (with the series chooser), off the UI thread; returns the worker."""
+        """Open a file, or a DICOM folder (with the series chooser), off the UI thread; returns the worker.
+
+        Opening is one request kind ("open"): a newer open cancels an older one still loading, and the
+        older one's late result is dropped, so the window ends on the file the user opened last."""
         p = Path(path)
         if p.is_dir() and series_uid is None:
             return self.open_folder(p)
@@ -225,7 +228,7 @@ class MainWindow(QMainWindow):
 
         self.status(f"loading {p} ...")
         self.setCursor(Qt.CursorShape.BusyCursor)
-        return start_worker(load_volume_job, str(p), series_uid,
+        return start_worker(load_volume_job, str(p), series_uid, kind="open",
                             on_result=lambda vol: self._loaded(vol, str(p)),
                             on_error=lambda exc: self._load_error(exc, str(p)),
                             on_finished=self.unsetCursor)
@@ -237,43 +240,40 @@ class MainWindow(QMainWindow):
         folder = str(folder)
         self.status(f"scanning {folder} for DICOM series ...")
 
-        def listed(series: list) -> None:
-            if len(series) > 1:
-                uid = self.choose_series(folder, series)
-                if uid is None:
-                    self.status("open cancelled")
-                    return
-                self._last_worker = self.open_path(folder, series_uid=uid)
-            else:
-                from ctstudio.app.workers import load_volume_job
+        def listed(series: list[dict]) -> None:
+            if len(series) <= 1:
+                self._open_single_series(folder)
+                return
+            uid = self.choose_series(folder, series)
+            if uid is None:
+                self.status("open cancelled")
+                return
+            self.open_path(folder, series_uid=uid)
 
-                self._last_worker = start_worker(load_volume_job, folder,
-                                                 on_result=lambda vol: self._loaded(vol, folder),
-                                                 on_error=lambda exc: self._load_error(exc, folder))
-
-        return start_worker(list_series_job, folder, on_result=listed,
+        return start_worker(list_series_job, folder, kind="open", on_result=listed,
                             on_error=lambda exc: self._load_error(exc, folder))
 
-    def choose_series(self, folder: str, series: list) -> str | None:
-        """Ask which series to open (a modal chooser; tests replace this). Largest CT first."""
-        def field(s, *names, default=""):
-            for n in names:
-                v = s.get(n) if isinstance(s, dict) else getattr(s, n, None)
-                if v not in (None, ""):
-                    return v
-            return default
+    def _open_single_series(self, folder: str):
+        from ctstudio.app.workers import load_volume_job, start_worker
 
-        def key(s):
-            return (field(s, "modality") != "CT", -int(field(s, "n_files", "n_slices", default=0) or 0))
+        self.setCursor(Qt.CursorShape.BusyCursor)
+        return start_worker(load_volume_job, folder, kind="open",
+                            on_result=lambda vol: self._loaded(vol, folder),
+                            on_error=lambda exc: self._load_error(exc, folder),
+                            on_finished=self.unsetCursor)
 
-        ordered = sorted(series, key=key)
-        items = [f"{field(s, 'description', default='(no description)')} - {field(s, 'modality', default='?')}, "
-                 f"{field(s, 'n_files', 'n_slices', default='?')} images - {field(s, 'series_instance_uid', 'uid')}"
-                 for s in ordered]
+    def choose_series(self, folder: str, series: list[dict]) -> str | None:
+        """Ask which series to open (a modal chooser; tests replace this). Largest CT first.
+
+        ``series`` are :func:`ctstudio.io.list_series` dicts (series_instance_uid, modality, description,
+        n_files)."""
+        ordered = sorted(series, key=lambda s: (s["modality"] != "CT", -int(s["n_files"])))
+        items = [f"{s['description'] or '(no description)'} - {s['modality'] or '?'}, {s['n_files']} images - "
+                 f"{s['series_instance_uid']}" for s in ordered]
         item, ok = QInputDialog.getItem(self, "Choose a series", f"{folder} holds {len(series)} series:", items, 0, False)
         if not ok:
             return None
-        return str(field(ordered[items.index(item)], "series_instance_uid", "uid"))
+        return str(ordered[items.index(item)]["series_instance_uid"])
 
     def _loaded(self, volume: Volume, path: str) -> None:
         self.settings.setValue("last_dir", str(Path(path).parent if Path(path).is_file() else Path(path)))

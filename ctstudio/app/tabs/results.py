@@ -20,11 +20,13 @@ TITLE = "Results"
 ORDER = 60
 
 
-def _analyze_job(db_path: str, out_dir: str):
+def _analyze_job(db_path: str, out_dir: str, *, cancel=None):
+    from ctstudio.jobs import Progress, check_cancel
     from ctstudio.studies.report import write_report
     from ctstudio.studies.store import Store
 
-    yield {"stage": "analysing", "db": db_path}
+    yield Progress("analyze", total=1, unit="database").event("start", db=db_path)
+    check_cancel(cancel, f"{db_path} not analysed")
     with Store(db_path) as store:
         return write_report(store, out_dir)
 
@@ -117,7 +119,7 @@ class Tab(QWidget):
             return None
         self.analyze_button.setEnabled(False)
         self.status_label.setText("analysing...")
-        self.worker = start_worker(_analyze_job, db, self.out_dir(), on_result=self._done, on_error=self._error,
+        self.worker = start_worker(_analyze_job, db, self.out_dir(), kind="analyze", on_result=self._done, on_error=self._error,
                                    on_finished=lambda: self.analyze_button.setEnabled(True))
         return self.worker
 

@@ -174,7 +174,7 @@ class Tab(QWidget):
         from ctstudio.app.workers import load_volume_job, start_worker
 
         self.mw.status(f"loading {path} for comparison...")
-        return start_worker(load_volume_job, path,
+        return start_worker(load_volume_job, path, kind="compare",
                             on_result=lambda vol: self.compare_with(vol, name=Path(path).name),
                             on_error=lambda exc: self.mw.report_exception("Could not open volume B", exc, path))
 
