@@ -18,7 +18,7 @@ from ctstudio.io.dicom.header import read_header_fast, read_header_pydicom
 from ctstudio.io.api import inspect_path
 from ctstudio.volume import Metadata, Provenance, Volume
 
-from test_io_helpers import SHAPE, edit, positions, tiny_volume, write_series
+from test_io_helpers import SHAPE, edit, positions, tilted_series, tiny_volume, write_series
 
 
 def rotation(ax: float, ay: float, az: float) -> np.ndarray:
@@ -151,38 +151,15 @@ def test_folder_with_several_series_lists_them_and_defaults_to_the_largest_ct(tm
 
 
 # -- geometry checks -----------------------------------------------------------------------------
-def _tilted_series(folder: Path, tilt_deg: float):
-    """An axial-table series with the gantry tilted: IOP columns tilted, positions stepping along z.
-
-    Voxel values are a linear function of the physical position, so the resampled grid can be
-    checked voxel by voxel."""
-    nz, ny, nx = 10, 24, 20
-    sx = sy = 1.0
-    dz = 2.0
-    t = np.radians(tilt_deg)
-    r, c = np.array([1.0, 0, 0]), np.array([0, np.cos(t), -np.sin(t)])
-    origin = np.array([-10.0, -12.0, 100.0])
-    k, j, i = np.meshgrid(np.arange(nz), np.arange(ny), np.arange(nx), indexing="ij")
-    pts = origin + i[..., None] * sx * r + j[..., None] * sy * c + k[..., None] * np.array([0, 0, dz])
-    values = 200 + 4 * pts[..., 1] + 3 * (pts[..., 2] - 100)
-    vol = Volume.from_hu(values, spacing=(sx, sy, dz), origin=tuple(origin))
-    files = write_series(folder, vol)
-    for n, f in enumerate(files):
-        p = origin + np.array([0, 0, dz]) * n
-        edit(f, ImageOrientationPatient=[f"{v:.10f}" for v in (*r, *c)],
-             ImagePositionPatient=[f"{v:.10f}" for v in p], GantryDetectorTilt=f"{tilt_deg:.1f}")
-    return lambda q: 200 + 4 * q[..., 1] + 3 * (q[..., 2] - 100)
-
-
 def test_gantry_tilt_is_reported_with_its_angle(tmp_path):
-    _tilted_series(tmp_path / "t", 15.0)
+    tilted_series(tmp_path / "t", 15.0)
     with pytest.raises(GeometryError, match=r"tilt of 15\.00 degrees"):
         read_volume(tmp_path / "t")
     assert inspect_path(tmp_path / "t")["tilt"].startswith("15.00")
 
 
 def test_gantry_tilt_resampled_onto_an_axial_grid(tmp_path):
-    truth = _tilted_series(tmp_path / "t", 15.0)
+    truth = tilted_series(tmp_path / "t", 15.0)
     vol = read_volume(tmp_path / "t", tilt="resample")
     assert np.allclose(vol.direction, np.eye(3), atol=1e-6)  # axial
     assert any("tilt" in s for s in vol.provenance.steps)

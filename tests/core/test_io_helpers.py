@@ -44,6 +44,29 @@ def positions(files) -> np.ndarray:
                      for f in files])
 
 
+def tilted_series(folder: Path, tilt_deg: float):
+    """An axial-table series with the gantry tilted: IOP columns tilted, positions stepping along z.
+
+    Voxel values are a linear function of the physical position, so the resampled grid can be
+    checked voxel by voxel."""
+    nz, ny, nx = 10, 24, 20
+    sx = sy = 1.0
+    dz = 2.0
+    t = np.radians(tilt_deg)
+    r, c = np.array([1.0, 0, 0]), np.array([0, np.cos(t), -np.sin(t)])
+    origin = np.array([-10.0, -12.0, 100.0])
+    k, j, i = np.meshgrid(np.arange(nz), np.arange(ny), np.arange(nx), indexing="ij")
+    pts = origin + i[..., None] * sx * r + j[..., None] * sy * c + k[..., None] * np.array([0, 0, dz])
+    values = 200 + 4 * pts[..., 1] + 3 * (pts[..., 2] - 100)
+    vol = Volume.from_hu(values, spacing=(sx, sy, dz), origin=tuple(origin))
+    files = write_series(folder, vol)
+    for n, f in enumerate(files):
+        p = origin + np.array([0, 0, dz]) * n
+        edit(f, ImageOrientationPatient=[f"{v:.10f}" for v in (*r, *c)],
+             ImagePositionPatient=[f"{v:.10f}" for v in p], GantryDetectorTilt=f"{tilt_deg:.1f}")
+    return lambda q: 200 + 4 * q[..., 1] + 3 * (q[..., 2] - 100)
+
+
 def test_helpers_write_a_readable_series(tmp_path):
     files = write_series(tmp_path / "s")
     assert len(files) == SHAPE[0]
