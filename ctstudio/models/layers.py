@@ -9,6 +9,11 @@ import torch.nn.functional as F
 from torch import nn
 
 
+def count_parameters(m: nn.Module) -> int:
+    """The number of parameters (trainable or not) of a network."""
+    return sum(p.numel() for p in m.parameters())
+
+
 def group_norm(ch: int) -> nn.GroupNorm:
     groups = min(32, max(1, ch // 4))
     while ch % groups:

@@ -14,7 +14,6 @@ network's input and target at unit scale, which matters when a model is trained 
 from __future__ import annotations
 
 import dataclasses
-import math
 from dataclasses import dataclass
 
 import torch
@@ -136,16 +135,15 @@ class ScoreUNet(nn.Module):
 class ScoreModel(nn.Module):
     """Preconditioned denoiser ``D(x, sigma)`` around a :class:`ScoreUNet`, with ``score()``.
 
-    ``autocast_bf16``: run the U-Net under CPU bf16 autocast; ``channels_last``: feed it NHWC. Both are off by
-    default: on the 2-core CI CPU (no AVX512-BF16/AMX) bf16 autocast was 6x *slower* and channels_last gave
-    nothing at 64^2; set them where ``bench/sampler_bench.py`` shows them faster.
+    ``channels_last``: feed the U-Net NHWC (off by default: it gave nothing at 64^2 on the 2-core CI CPU; set it
+    where ``bench/sampler_bench.py`` shows it faster). Mixed precision is the trainer's option (bf16 autocast
+    around the whole forward pass), not the model's.
     """
 
     def __init__(self, cfg: ScoreUNetConfig):
         super().__init__()
         self.cfg = cfg
         self.net = ScoreUNet(cfg)
-        self.autocast_bf16 = False
         self.channels_last = False
 
     @property
@@ -193,12 +191,7 @@ class ScoreModel(nn.Module):
         inp = c_in * x
         if self.channels_last:
             inp = inp.contiguous(memory_format=torch.channels_last)
-        if self.autocast_bf16 and x.device.type == "cpu":
-            with torch.autocast("cpu", dtype=torch.bfloat16):
-                f = self.net(inp, c_noise)
-            f = f.float()
-        else:
-            f = self.net(inp, c_noise)
+        f = self.net(inp, c_noise)
         out = c_skip * x + c_out * f.contiguous()
         return out if offset is None else out + offset
 
@@ -212,14 +205,3 @@ def _preconditioning(s: torch.Tensor, sd: float):
     """Karras et al.'s (c_skip, c_out, c_in) at noise level ``s`` for data of SD ``sd``."""
     norm = torch.sqrt(s ** 2 + sd ** 2)
     return sd ** 2 / norm ** 2, s * sd / norm, 1.0 / norm
-
-
-def count_parameters(m: nn.Module) -> int:
-    return sum(p.numel() for p in m.parameters())
-
-
-def _check_size(cfg: ScoreUNetConfig) -> None:
-    f = 2 ** (len(cfg.channel_mult) - 1)
-    if cfg.image_size % f:
-        raise ValueError(f"image size {cfg.image_size} must be divisible by {f}")
-    _ = math  # noqa

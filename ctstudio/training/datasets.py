@@ -33,9 +33,23 @@ def find_volumes(data: Path) -> list[Path]:
 
 
 def load_volumes(data: Path) -> list[Volume]:
+    return read_training_volumes(data)[0]
+
+
+def read_training_volumes(data: Path) -> tuple[list[Volume], list[dict]]:
+    """The volumes under ``data`` and what a model card records of each (:func:`describe_volume`)."""
     from ctstudio.io import read_volume
 
-    return [read_volume(p) for p in find_volumes(data)]
+    paths = find_volumes(data)
+    vols = [read_volume(p) for p in paths]
+    return vols, [describe_volume(p, v) for p, v in zip(paths, vols)]
+
+
+def describe_volume(path: Path, vol: Volume) -> dict:
+    """One training file as a model card records it: path, shape (z, y, x), voxel spacing (x, y, z) in mm, kernel."""
+    return {"file": str(path), "shape_zyx": [int(n) for n in vol.array.shape],
+            "spacing_xyz_mm": [round(float(s), 4) for s in vol.spacing],
+            "kernel": str(getattr(vol.metadata, "kernel", "") or "")}
 
 
 def adjacent_stacks(volumes: list[Volume], k: int, size: int | None = None, air_pad: bool = True,
@@ -59,20 +73,50 @@ def adjacent_stacks(volumes: list[Volume], k: int, size: int | None = None, air_
     return np.concatenate(out)
 
 
-def slice_pairs(volumes: list[Volume], size: int | None = None) -> np.ndarray:
-    """(prior, next) pairs of adjacent real slices, (N, 2, H, W) float32 HU."""
-    return adjacent_stacks(volumes, 2, size, air_pad=False)
+class ShuffledBatches:
+    """Index batches over ``n`` items in shuffled epochs, whose position can be saved as JSON and restored.
 
+    Each epoch is one ``rng.permutation(n)`` cut into batches (fewer items than a batch: topped up with
+    random indices). :meth:`state` is the generator state the epoch's permutation was drawn from plus the
+    batch reached, so a resumed run re-draws the same permutation and continues at the same batch without
+    replaying the batches before it.
+    """
 
-def batch_iterator(n: int, batch_size: int, rng: np.random.Generator):
-    """Endless stream of index batches: shuffled epochs (deterministic for a given rng)."""
-    while True:
-        perm = rng.permutation(n)
-        for i in range(0, n - batch_size + 1 if n >= batch_size else 1, batch_size):
-            chunk = perm[i:i + batch_size]
-            if len(chunk) < batch_size:
-                chunk = np.concatenate([chunk, rng.integers(0, n, batch_size - len(chunk))])
-            yield chunk
+    def __init__(self, n: int, batch_size: int):
+        if n < 1 or batch_size < 1:
+            raise InputError(f"cannot make batches of {batch_size} from {n} training items")
+        self.n = int(n)
+        self.batch_size = int(batch_size)
+        self._starts = range(0, self.n - self.batch_size + 1 if self.n >= self.batch_size else 1, self.batch_size)
+        self._perm: np.ndarray | None = None
+        self._epoch_rng: dict | None = None
+        self._batch = 0
+
+    def next(self, rng: np.random.Generator) -> np.ndarray:
+        """The next batch of indices; a new epoch draws its permutation from ``rng``."""
+        if self._perm is None or self._batch >= len(self._starts):
+            self._epoch_rng = rng.bit_generator.state
+            self._perm = rng.permutation(self.n)
+            self._batch = 0
+        i = self._starts[self._batch]
+        self._batch += 1
+        chunk = self._perm[i:i + self.batch_size]
+        if len(chunk) < self.batch_size:
+            chunk = np.concatenate([chunk, rng.integers(0, self.n, self.batch_size - len(chunk))])
+        return chunk
+
+    def state(self) -> dict:
+        """JSON: ``{"epoch_rng": bit-generator state before the epoch's permutation, "batch": batches done}``."""
+        return {} if self._perm is None else {"epoch_rng": self._epoch_rng, "batch": self._batch}
+
+    def restore(self, state: dict | None) -> None:
+        """Continue where :meth:`state` was taken (``{}`` or ``None``: from the start)."""
+        if not state:
+            self._perm, self._epoch_rng, self._batch = None, None, 0
+            return
+        self._perm = np.random.Generator(bit_generator_from_state(state["epoch_rng"])).permutation(self.n)
+        self._epoch_rng = state["epoch_rng"]
+        self._batch = int(state["batch"])
 
 
 def random_crops(batch: np.ndarray, size: int, rng: np.random.Generator) -> np.ndarray:
@@ -81,3 +125,18 @@ def random_crops(batch: np.ndarray, size: int, rng: np.random.Generator) -> np.n
     ys = rng.integers(0, h - size + 1, n)
     xs = rng.integers(0, w - size + 1, n)
     return np.stack([batch[i, :, y:y + size, x:x + size] for i, (y, x) in enumerate(zip(ys, xs))])
+
+
+#: the numpy bit generators whose saved state a checkpoint may name
+BIT_GENERATORS = ("PCG64", "PCG64DXSM", "MT19937", "Philox", "SFC64")
+
+
+def bit_generator_from_state(state: dict) -> np.random.BitGenerator:
+    """A numpy bit generator set to ``state`` (``Generator.bit_generator.state``, as saved in JSON)."""
+    name = state.get("bit_generator") if isinstance(state, dict) else None
+    if name not in BIT_GENERATORS:
+        raise InputError(f"unknown random generator {name!r} in the saved training state",
+                         hint=f"one of {', '.join(BIT_GENERATORS)}; was the checkpoint edited?")
+    bits = getattr(np.random, name)()
+    bits.state = state
+    return bits

@@ -137,14 +137,19 @@ class CGANRecipe(Recipe):
                                                if p.is_file() and p.name.lower().endswith(VOLUME_SUFFIXES))
         if not paths:
             raise InputError("no NIfTI / MHA / NRRD volume in the data folder", path=d)
+        from ctstudio.training.datasets import describe_volume
+
         c = self.config
-        vols = []
+        vols, files = [], []
         for p in paths:
-            a = read_volume(p).array
+            v = read_volume(p)
+            a = v.array
             if a.shape[0] - c.holdout - c.gap < c.block or min(a.shape[1:]) < c.block:
                 continue
             vols.append(a)
+            files.append(describe_volume(p, v))
             self._sources.append(p.name)
+        self.data_files = files
         if not vols:
             raise InputError(f"no volume is large enough for {c.block}³ blocks with {c.holdout} held-back slices",
                              path=d)
@@ -170,28 +175,29 @@ class CGANRecipe(Recipe):
                    "target": torch.from_numpy(np.stack(targets)[:, None])}
 
     # -- one step ---------------------------------------------------------------------------
-    def train_step(self, batch, step: int) -> dict[str, float]:
+    def train_step(self, batch, step: int, nets: dict | None = None) -> dict[str, float]:
+        G, D = ((nets or self.modules)[k] for k in ("G", "D"))
         c = self.config
         cond, target = batch["cond"].to(self.device), batch["target"].to(self.device)
         out: dict[str, float] = {}
         for _ in range(c.n_critic):
             with torch.no_grad():
-                fake = self.G(cond)
-            real_s, fake_s = self.D(cond, target), self.D(cond, fake)
+                fake = G(cond)
+            real_s, fake_s = D(cond, target), D(cond, fake)
             if c.adversarial == "lsgan":
                 d_loss = 0.5 * (F.mse_loss(real_s, torch.ones_like(real_s)) + F.mse_loss(fake_s, torch.zeros_like(fake_s)))
             else:
                 alpha = torch.rand(cond.shape[0], 1, 1, 1, 1).to(self.device)
                 x_hat = (alpha * target + (1 - alpha) * fake).requires_grad_(True)
-                gp = gradient_penalty(self.D(cond, x_hat), x_hat)
+                gp = gradient_penalty(D(cond, x_hat), x_hat)
                 d_loss = fake_s.mean() - real_s.mean() + c.lambda_gp * gp
                 out["D/gp"] = gp.item()
             self.optimizers["D"].zero_grad(set_to_none=True)
             d_loss.backward()
             self.optimizers["D"].step()
             out["D/loss"] = d_loss.item()
-        fake = self.G(cond)
-        fake_s = self.D(cond, fake)
+        fake = G(cond)
+        fake_s = D(cond, fake)
         g_adv = F.mse_loss(fake_s, torch.ones_like(fake_s)) if c.adversarial == "lsgan" else -fake_s.mean()
         g_l1 = (fake - target).abs().mean()
         g_loss = g_adv + c.lambda_l1 * g_l1
@@ -248,17 +254,15 @@ class CGANRecipe(Recipe):
         c = self.config
         n_slices = sum(v.shape[0] - c.holdout - c.gap for v in (self._volumes or []))
         return {
-            "summary": f"Demo 3D cGAN ({c.task}) on {c.block}³ CT blocks, trained on tiny data "
-                       f"({len(self._sources)} volume(s), {n_slices} training slices)",
+            "summary": f"3D cGAN ({c.task}) on {c.block}³ CT blocks, trained on {len(self._sources)} volume(s) "
+                       f"({n_slices} training slices)",
             "method": "3D U-Net generator + conditional 3D PatchGAN critic + L1 (pix2pix in 3D), "
                       "after Mangalagiri et al.",
             "task": c.task,
             "degradation": c.degradation.to_dict(),
-            "training_data": list(self._sources),
             "data_licence": data_licence(self._sources),
             "hu_range": [c.hu_lower, c.hu_upper],
             "limitations": [
-                "a demo: trained for minutes on a CPU on part of one chest CT",
                 "the noise is simulated (Poisson on the image), not a real low-dose scan; not for clinical use",
             ],
         }

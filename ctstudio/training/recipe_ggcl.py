@@ -194,10 +194,17 @@ class GGCLRecipe(Recipe):
         if not str(data_dir):
             raise InputError("GGCL training needs --data DIR")
         found = find_domain_volumes(data_dir, self.config.domains)
-        vols = {}
+        from ctstudio.training.datasets import describe_volume
+
+        vols, files = {}, []
         for d, paths in found.items():
-            vols[d] = [read_volume(p).array for p in paths]
+            vols[d] = []
+            for p in paths:
+                v = read_volume(p)
+                vols[d].append(v.array)
+                files.append({**describe_volume(p, v), "domain": d})
             self._sources += [p.name for p in paths]
+        self.data_files = files
         c = self.config
         for d, vs in vols.items():
             for v in vs:
@@ -253,7 +260,8 @@ class GGCLRecipe(Recipe):
             yield batch
 
     # -- one step ---------------------------------------------------------------------------
-    def train_step(self, batch, step: int) -> dict[str, float]:
+    def train_step(self, batch, step: int, nets: dict | None = None) -> dict[str, float]:
+        G, D = ((nets or self.modules)[k] for k in ("G", "D"))
         dev = self.device
         x = batch["x"].to(dev)
         org, trg = batch["org"].to(dev), batch["trg"].to(dev)
@@ -261,12 +269,12 @@ class GGCLRecipe(Recipe):
         w = self.config.weights
         out: dict[str, float] = {}
         for _ in range(self.config.n_critic):
-            d_loss, d_out = ggcl.discriminator_loss(self.G, self.D, x, org, trg, w)
+            d_loss, d_out = ggcl.discriminator_loss(G, D, x, org, trg, w)
             self.optimizers["D"].zero_grad(set_to_none=True)
             d_loss.backward()
             self.optimizers["D"].step()
             out.update(d_out)
-        g_loss, g_out = ggcl.generator_loss(self.G, self.D, x, org, trg, w, x_pair=pair)
+        g_loss, g_out = ggcl.generator_loss(G, D, x, org, trg, w, x_pair=pair)
         self.optimizers["G"].zero_grad(set_to_none=True)
         g_loss.backward()
         self.optimizers["G"].step()
@@ -330,17 +338,15 @@ class GGCLRecipe(Recipe):
         data = sorted(set(self._sources))
         n_slices = sum(v.shape[0] - c.holdout - c.gap for vs in (self._volumes or {}).values() for v in vs)
         return {
-            "summary": f"Demo GGCL kernel conversion {' <-> '.join(c.domains)}, trained on tiny data "
-                       f"({n_slices} training slices in all)",
+            "summary": f"GGCL kernel conversion {' <-> '.join(c.domains)}, trained on {n_slices} slices "
+                       f"of {len(data)} volume(s)",
             "method": ("StarGAN-style generator + U-Net discriminator with the GGCL (PatchNCE) term, "
                        "after Choi et al., MICCAI 2023" if c.guide == "ggcl" else f"StarGAN ({c.guide} guide)"),
             "domains": list(c.domains),
-            "training_data": data,
             "data_licence": data_licence(data),
             "hu_range": [c.hu_lower, c.hu_upper],
             "limitations": [
-                "a demo: trained for minutes on a CPU on one phantom (a dry skull with inserts, no brain tissue)",
-                "not validated on patient CT or other scanners; not for clinical use",
+                "not validated beyond the evaluation in this card; not for clinical use",
                 f"{'paired L1 term used (lambda_pair ' + str(c.lambda_pair) + ')' if c.lambda_pair else 'unpaired'}; "
                 f"n_critic {c.n_critic}, {c.crop}² crops",
             ],

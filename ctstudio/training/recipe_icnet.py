@@ -29,7 +29,7 @@ import torch
 from ctstudio.errors import ConfigError
 from ctstudio.imaging.intensity import ICNET_ROI, HURange, hu_to_model, intensity_drift, intensity_drift_hu
 from ctstudio.models.icnet import ICNet, ICNetConfig
-from ctstudio.models.score_unet import count_parameters
+from ctstudio.models.layers import count_parameters
 from ctstudio.training import datasets
 from ctstudio.training.recipes import load_config
 from ctstudio.training.trainer import Recipe
@@ -103,17 +103,18 @@ class ICNetRecipe(Recipe):
         self.ema_modules = ("net",)
         self.ema_decay = cfg.ema_decay
         self.device = torch.device("cpu")
-        self.files: list[str] = []
+        self.data_files: list[dict] = []
         self.pairs = None
         self.held_out = None
         if data_dir is not None:
-            self.files = [str(p) for p in datasets.find_volumes(data_dir)]
-            self.pairs, self.held_out = split_pairs(datasets.load_volumes(data_dir), cfg.image_size, cfg.holdout)
+            vols, self.data_files = datasets.read_training_volumes(data_dir)
+            self.pairs, self.held_out = split_pairs(vols, cfg.image_size, cfg.holdout)
             if not len(self.pairs):
                 raise ConfigError("no training pairs are left outside the held-out band",
                                   hint=f"holdout is {list(cfg.holdout)}; make it narrower")
             if cfg.swap_pairs:
                 self.pairs = np.concatenate([self.pairs, self.pairs[:, ::-1]])
+            self.sampler = datasets.ShuffledBatches(len(self.pairs), cfg.batch_size)
 
     def corrupt(self, pairs_hu: np.ndarray, rng: np.random.Generator):
         """(N, 2, H, W) HU pairs -> (x_hat, prior, target) in ROI model space, float32 arrays (N, 1, H, W)."""
@@ -128,7 +129,8 @@ class ICNetRecipe(Recipe):
 
     def make_batches(self, data_dir, rng: np.random.Generator):
         cfg = self.config
-        for idx in datasets.batch_iterator(len(self.pairs), cfg.batch_size, rng):
+        while True:
+            idx = self.sampler.next(rng)
             b = self.pairs[idx]
             if cfg.crop and cfg.crop < b.shape[-1]:
                 b = datasets.random_crops(b, cfg.crop, rng)
@@ -144,12 +146,13 @@ class ICNetRecipe(Recipe):
         t = min(step / cfg.steps, 1.0)
         return cfg.lr * (cfg.lr_final_frac + (1 - cfg.lr_final_frac) * 0.5 * (1 + math.cos(math.pi * t)))
 
-    def train_step(self, batch, step: int) -> dict[str, float]:
+    def train_step(self, batch, step: int, nets: dict | None = None) -> dict[str, float]:
+        net = (nets or self.modules)["net"]
         x_hat, prior, target = (t.to(self.device) for t in batch)
         opt = self.optimizers["net"]
         for g in opt.param_groups:
             g["lr"] = self.lr_at(step)
-        err = (self.net(x_hat, prior) - target).abs()
+        err = (net(x_hat, prior) - target).abs()
         if self.config.roi_loss:
             mask = (x_hat.abs() < 1).to(err.dtype)
             loss = (err * mask).sum() / mask.sum().clamp_min(1.0)
@@ -192,7 +195,7 @@ class ICNetRecipe(Recipe):
         cfg = self.config
         return {"summary": f"IC-Net intensity calibration, ROI [{cfg.roi_lower:g}, {cfg.roi_upper:g}] HU",
                 "resolution": [cfg.image_size, cfg.image_size], "hu_range": [cfg.roi_lower, cfg.roi_upper],
-                "parameters": count_parameters(self.net), "training_files": self.files,
+                "parameters": count_parameters(self.net),
                 "training_pairs": 0 if self.pairs is None else int(len(self.pairs))}
 
 

@@ -12,7 +12,8 @@ import torch
 from ctstudio.diffusion.losses import dsm_loss
 from ctstudio.diffusion.sde import VESDE
 from ctstudio.imaging.intensity import HURange, hu_to_model, model_to_hu
-from ctstudio.models.score_unet import ScoreModel, ScoreUNetConfig, count_parameters
+from ctstudio.models.layers import count_parameters
+from ctstudio.models.score_unet import ScoreModel, ScoreUNetConfig
 from ctstudio.training import datasets
 from ctstudio.training.recipes import load_config
 from ctstudio.training.trainer import Recipe
@@ -42,7 +43,8 @@ class ScoreTrainConfig:
     preview_every: int = 500
     flip_lr: bool = True
     air_pad: bool = True
-    bf16: bool = False  # CPU bf16 autocast: only where measured faster (it was 6x slower on the CI CPU)
+    # the trainer's bf16 autocast ("bf16") or none (""): only where measured faster (6x slower on the CI CPU)
+    autocast: str = ""
     channels_last: bool = False
     init_from: str = ""  # fine-tune: start from this score model's weights (name or path; same network config)
     # conditional training (losses.dsm_loss): fraction of stacks whose prior slices are given clean; 0 = the paper
@@ -112,7 +114,7 @@ class ScoreRecipe(Recipe):
         self.name = name
         self.sde = cfg.sde()
         self.model = ScoreModel(cfg.unet())
-        self.model.autocast_bf16 = cfg.bf16
+        self.autocast = cfg.autocast
         self.model.channels_last = cfg.channels_last
         if cfg.init_from:
             self._init_from(cfg.init_from)
@@ -122,13 +124,13 @@ class ScoreRecipe(Recipe):
         self.ema_decay = cfg.ema_decay
         self.preview_every = cfg.preview_every
         self.device = torch.device("cpu")
-        self.files: list[str] = []
+        self.data_files: list[dict] = []
         self.stacks = None
         if data_dir is not None:
-            vols = datasets.load_volumes(data_dir)
-            self.files = [str(p) for p in datasets.find_volumes(data_dir)]
+            vols, self.data_files = datasets.read_training_volumes(data_dir)
             hu = datasets.adjacent_stacks(vols, cfg.k, cfg.image_size, air_pad=cfg.air_pad)
             self.stacks = hu_to_model(hu, cfg.hu_range())
+            self.sampler = datasets.ShuffledBatches(len(self.stacks), cfg.batch_size)
 
     def _init_from(self, name_or_path: str) -> None:
         from ctstudio import checkpoints
@@ -145,7 +147,8 @@ class ScoreRecipe(Recipe):
         cfg = self.config
         if self.stacks is None:
             raise ValueError("the score recipe was built without data")
-        for idx in datasets.batch_iterator(len(self.stacks), cfg.batch_size, rng):
+        while True:
+            idx = self.sampler.next(rng)
             b = self.stacks[idx]
             if cfg.crop and cfg.crop < b.shape[-1]:
                 b = datasets.random_crops(b, cfg.crop, rng)
@@ -154,14 +157,15 @@ class ScoreRecipe(Recipe):
                 b = np.where(flip[:, None, None, None], b[..., ::-1], b)
             yield torch.from_numpy(np.ascontiguousarray(b))
 
-    def train_step(self, batch, step: int) -> dict[str, float]:
+    def train_step(self, batch, step: int, nets: dict | None = None) -> dict[str, float]:
         cfg = self.config
+        model = (nets or self.modules)["model"]
         opt = self.optimizers["model"]
         lr = cfg.lr * min(1.0, (step + 1) / cfg.warmup) if cfg.warmup else cfg.lr
         for g in opt.param_groups:
             g["lr"] = lr
         x = batch.to(self.device)
-        loss = dsm_loss(self.model, x, self.sde, cond_prob=cfg.cond_prob, t_sampling=cfg.t_sampling,
+        loss = dsm_loss(model, x, self.sde, cond_prob=cfg.cond_prob, t_sampling=cfg.t_sampling,
                         p_mean=cfg.p_mean, p_std=cfg.p_std, cond_noise=cfg.cond_noise,
                         sigma_data=self.loss_sigma_data())
         opt.zero_grad(set_to_none=True)
@@ -209,7 +213,6 @@ class ScoreRecipe(Recipe):
             "hu_range": [cfg.hu_lower, cfg.hu_upper],
             "sigma_min": cfg.sigma_min, "sigma_max": cfg.sigma_max,
             "parameters": count_parameters(self.model),
-            "training_files": self.files,
             "training_stacks": 0 if self.stacks is None else int(len(self.stacks)),
             "direction": "inferior (channel 0 = most superior slice; each new slice is the next one towards the feet)",
         }

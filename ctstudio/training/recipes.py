@@ -32,7 +32,8 @@ def build_recipe(kind: str, config: str, data_dir=None):
 def load_config(cls, config: str):
     """A config dataclass from a preset name (a classmethod of ``cls``) or a JSON file of fields.
 
-    A JSON file may hold ``{"base": "tiny", ...overrides}``.
+    A JSON file is ``{"base": "tiny" | "demo" | "paper", ...overrides}``: it must name the preset it starts
+    from (a file without one would silently train the ``tiny`` test preset).
     """
     import dataclasses
     import json
@@ -50,9 +51,13 @@ def load_config(cls, config: str):
         raise ConfigError(f"cannot read the config ({exc})", path=p) from None
     if not isinstance(d, dict):
         raise ConfigError("the config must be a JSON object of fields", path=p)
-    base = d.pop("base", presets[0])
+    if "base" not in d:
+        raise ConfigError("the config file does not name its base preset", path=p,
+                          hint=f'add "base": one of {", ".join(repr(n) for n in presets)} (the preset whose '
+                               "settings the file's fields override)")
+    base = d.pop("base")
     if base not in presets:
-        raise ConfigError(f"unknown base preset {base!r}", path=p)
+        raise ConfigError(f"unknown base preset {base!r}", path=p, hint=f"the presets are: {', '.join(presets)}")
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(d) - names)
     if unknown:

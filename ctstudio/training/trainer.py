@@ -1,17 +1,27 @@
 """One training loop for every model kind.
 
-A :class:`Recipe` owns its networks, optimizers and the per-step logic (a GAN may take several
-optimizer steps inside one ``train_step``); the :class:`Trainer` owns everything around it: device,
-seeding, EMA, checkpoints and exact resume, progress events, cancel, and the final model file.
+A :class:`Recipe` builds its networks and optimizers and says what one step does (a GAN may take several
+optimizer steps inside one ``train_step``); the :class:`Trainer` owns everything around it: the networks
+(``Trainer.modules``; the recipe is handed what to call for each one, ``nets``, so the trainer can wrap
+them: bf16 autocast now, DDP later), device, seeding, EMA, checkpoints and exact resume, progress
+events, cancel, and the final model file with a model card built from the run itself.
 
-Events go to ``callback(dict)``: ``{"event": "start"|"step"|"checkpoint"|"preview"|"eval"|"done"|"error",
-"step", "max_steps", "loss", "losses", "lr", "steps_per_s", "eta_s", "path", ...}``.
-``cancel`` is a callable (or an object with ``is_set()``) checked before every step; a cancelled run
-writes a checkpoint, emits ``done`` with ``cancelled: true`` and raises :class:`~ctstudio.errors.Cancelled`.
+:meth:`Trainer.job` is the loop as a job generator (:mod:`ctstudio.jobs`): it yields events of the one
+schema, ``job="train"``, ``stage`` one of ``start | step | checkpoint | preview | eval | done | error``,
+``done`` = the step reached, ``total`` = ``max_steps``, ``unit="step"``, with the payload ``loss``,
+``losses``, ``lr``, ``steps_per_s`` (step), ``path`` (checkpoint, preview, done), ``metrics`` (eval),
+``cancelled``, ``elapsed_s`` (done), ``message``, ``type`` (error); and it *returns* the final model's path.
+:meth:`Trainer.run` drives it, handing each event to ``callback``.
 
-Resume state (``<out>/checkpoint/state.safetensors`` + ``state.json``) holds module weights, EMA
-weights, optimizer states, the torch RNG state and the step. The batch iterator is re-created from the
-same seed and fast-forwarded, so the next loss after a resume is bit-identical to an uninterrupted run.
+``cancel`` (a :class:`~ctstudio.jobs.CancelToken` or a callable) is checked before every step; a
+cancelled run writes a checkpoint, emits ``done`` with ``cancelled: true`` and raises
+:class:`~ctstudio.errors.Cancelled`.
+
+Resume state (``<out>/checkpoint/state.safetensors`` + ``state.json``) holds module weights, EMA weights,
+optimizer states, the torch RNG state (and the CUDA one where CUDA is used), the step, and the data
+order: the numpy generator's ``bit_generator.state`` and the recipe's epoch position
+(:meth:`Recipe.data_state`) as JSON. A resumed run restores them and draws the next batch directly, so
+the next loss is bit-identical to an uninterrupted run without replaying the batches before it.
 Nothing is pickled.
 """
 
@@ -20,8 +30,12 @@ from __future__ import annotations
 import copy
 import json
 import math
+import os
+import platform
 import time
+from collections.abc import Generator
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -31,6 +45,10 @@ from torch import nn
 
 from ctstudio import checkpoints
 from ctstudio.errors import Cancelled, ConfigError, ModelError
+from ctstudio.jobs import Progress, is_cancelled, run_job
+
+#: autocast modes of the trainer: name -> dtype (``""``/``"none"``: full precision)
+AUTOCAST = {"": None, "none": None, "bf16": torch.bfloat16}
 
 
 class Recipe:
@@ -47,18 +65,29 @@ class Recipe:
     preview_every: int = 0
     #: modules written to the final model file (default: all); e.g. a GAN drops its critic
     export_modules: tuple[str, ...] | None = None
+    #: the config's autocast mode (a key of :data:`AUTOCAST`); the trainer's own option overrides it
+    autocast: str = ""
+    #: the shuffled-epoch index batches of recipes that have them (their position is saved in checkpoints)
+    sampler: Any = None
+    #: what the model card records of each training file (:func:`ctstudio.training.datasets.describe_volume`)
+    data_files: list[dict] = []
+    device: torch.device = torch.device("cpu")
 
     def make_batches(self, data_dir: Path, rng: np.random.Generator) -> Iterator[Any]:  # pragma: no cover
+        """An endless stream of batches drawn with ``rng`` (and :attr:`sampler`), nothing else random."""
         raise NotImplementedError
 
-    def train_step(self, batch, step: int) -> dict[str, float]:  # pragma: no cover
+    def train_step(self, batch, step: int, nets: dict | None = None) -> dict[str, float]:  # pragma: no cover
+        """One step; forward passes go through ``nets[name]`` (the trainer's; default :attr:`modules`)."""
         raise NotImplementedError
 
-    def to_device(self, device: torch.device) -> None:
-        """Move modules to the device; called by the trainer before optimizers' states exist."""
-        for m in self.modules.values():
-            m.to(device)
-        self.device = device
+    def data_state(self) -> dict:
+        """JSON: where the data order stands beyond the numpy generator's state (the epoch position)."""
+        return self.sampler.state() if self.sampler is not None else {}
+
+    def restore_data_state(self, state: dict | None) -> None:
+        if self.sampler is not None:
+            self.sampler.restore(state)
 
     def lr(self) -> float:
         for opt in self.optimizers.values():
@@ -97,12 +126,34 @@ class EMA:
             s.copy_(b)
 
 
-def _is_cancelled(cancel) -> bool:
-    if cancel is None:
-        return False
-    if hasattr(cancel, "is_set"):
-        return bool(cancel.is_set())
-    return bool(cancel())
+class AutocastNet:
+    """What a recipe calls instead of a module: its forward pass under ``torch.autocast``, outputs in float32.
+
+    Other attributes are the module's own (a method called through them runs without autocast).
+    """
+
+    def __init__(self, module: nn.Module, device_type: str, dtype: torch.dtype):
+        self.module = module
+        self.device_type = device_type
+        self.dtype = dtype
+
+    def __call__(self, *args, **kwargs):
+        with torch.autocast(self.device_type, dtype=self.dtype):
+            out = self.module(*args, **kwargs)
+        return _to_float32(out)
+
+    def __getattr__(self, name: str):
+        return getattr(self.module, name)
+
+
+def _to_float32(out):
+    if isinstance(out, torch.Tensor):
+        return out.float() if out.is_floating_point() and out.dtype != torch.float32 else out
+    if isinstance(out, (tuple, list)):
+        return type(out)(_to_float32(o) for o in out)
+    if isinstance(out, dict):
+        return {k: _to_float32(v) for k, v in out.items()}
+    return out
 
 
 def _optimizer_tensors(opt: torch.optim.Optimizer, prefix: str) -> tuple[dict, dict]:
@@ -132,6 +183,19 @@ def _optimizer_restore(opt: torch.optim.Optimizer, prefix: str, tensors: dict, m
     opt.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
 
 
+def machine_summary(device: torch.device) -> dict:
+    """Where a model was trained, for its card: device (and GPU name), CPU, threads, OS, library versions."""
+    from ctstudio import __version__
+
+    out = {"device": str(device), "processor": platform.processor() or platform.machine(),
+           "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+           "platform": platform.platform(), "python": platform.python_version(), "torch": torch.__version__,
+           "numpy": np.__version__, "ctstudio": __version__}
+    if device.type == "cuda":
+        out["gpu"] = torch.cuda.get_device_name(device)
+    return out
+
+
 @dataclass
 class Trainer:
     recipe: Recipe
@@ -145,22 +209,35 @@ class Trainer:
     data_dir: Path | None = None
     name: str | None = None
     log_every: int = 10
+    #: a key of :data:`AUTOCAST`; ``None``: the recipe's config decides
+    autocast: str | None = None
+    #: the networks, by name (the recipe's modules, owned by the trainer from the start of a run)
+    modules: dict[str, nn.Module] = field(default_factory=dict, init=False)
+    #: what the recipe calls for each network in ``train_step`` (the module, or its autocast wrapper)
+    nets: dict[str, Any] = field(default_factory=dict, init=False)
     ema: dict[str, EMA] = field(default_factory=dict, init=False)
     step: int = field(default=0, init=False)
 
     # -- events --------------------------------------------------------------------------
-    def _emit(self, event: str, **kw) -> None:
-        if self.callback is not None:
-            self.callback({"event": event, "step": self.step, "max_steps": self.max_steps, **kw})
+    def _event(self, stage: str, **payload) -> dict:
+        return self._progress.event(stage, self.step, **payload)
 
     # -- state ---------------------------------------------------------------------------
     @property
     def ckpt_base(self) -> Path:
         return Path(self.out_dir) / "checkpoint" / "state"
 
+    @property
+    def autocast_mode(self) -> str:
+        mode = self.recipe.autocast if self.autocast is None else self.autocast
+        mode = (mode or "").lower()
+        if mode not in AUTOCAST:
+            raise ConfigError(f"unknown autocast mode {mode!r}", hint="choose one of: none, bf16")
+        return "" if AUTOCAST[mode] is None else mode
+
     def save_checkpoint(self) -> Path:
         r = self.recipe
-        tensors = checkpoints.state_dicts_to_tensors({f"m_{k}": m for k, m in r.modules.items()})
+        tensors = checkpoints.state_dicts_to_tensors({f"m_{k}": m for k, m in self.modules.items()})
         tensors.update(checkpoints.state_dicts_to_tensors({f"ema_{k}": e.shadow for k, e in self.ema.items()}))
         opt_meta = {}
         for name, opt in r.optimizers.items():
@@ -168,77 +245,115 @@ class Trainer:
             tensors.update(t)
             opt_meta[name] = m
         tensors["rng.torch"] = torch.get_rng_state()
+        dev = torch.device(self.device)
+        if dev.type == "cuda":
+            tensors["rng.cuda"] = torch.cuda.get_rng_state(dev)
         meta = {
             "kind": r.kind,
             "step": self.step,
             "seed": self.seed,
             "config": r.export_config(),
             "optimizers": opt_meta,
-            "elapsed_s": self._elapsed(),
+            "elapsed_s": self.elapsed(),
+            "data": {"rng": self._rng.bit_generator.state, "order": r.data_state()},
             "extra": getattr(r, "resume_extra", lambda: {})(),
         }
-        path = checkpoints.save_tensors_json(self.ckpt_base, tensors, meta)
-        self._emit("checkpoint", path=str(path))
-        return path
+        return checkpoints.save_tensors_json(self.ckpt_base, tensors, meta)
 
-    def load_checkpoint(self) -> None:
+    def load_checkpoint(self) -> dict | None:
+        """Restore the run; returns the saved data order (``None`` for a checkpoint from before it was saved)."""
         js = self.ckpt_base.with_name("state.json")
         if not js.exists():
             raise ModelError("no checkpoint to resume from", path=js, hint="run without --resume first")
-        meta = json.loads(js.read_text())
+        try:
+            meta = json.loads(js.read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise ModelError(f"the checkpoint cannot be read ({exc})", path=js,
+                             hint="start over with --overwrite") from None
         r = self.recipe
-        if meta["kind"] != r.kind:
-            raise ModelError(f"the checkpoint is a {meta['kind']!r} run, not {r.kind!r}", path=js)
-        if meta["config"] != json.loads(json.dumps(r.export_config())):
+        if meta.get("kind") != r.kind:
+            raise ModelError(f"the checkpoint is a {meta.get('kind')!r} run, not {r.kind!r}", path=js)
+        if meta.get("config") != json.loads(json.dumps(r.export_config())):
             raise ConfigError("the checkpoint was trained with another config", path=js,
                               hint="resume with the same --config, or use a new --out folder")
         tensors = checkpoints.load_tensors(self.ckpt_base)
-        for k, m in r.modules.items():
+        for k, m in self.modules.items():
             checkpoints.load_into(m, tensors, f"m_{k}", path=js)
         for k, e in self.ema.items():
             checkpoints.load_into(e.shadow, tensors, f"ema_{k}", path=js)
         for name, opt in r.optimizers.items():
             _optimizer_restore(opt, f"opt_{name}", tensors, meta["optimizers"][name])
         torch.set_rng_state(tensors["rng.torch"])
+        dev = torch.device(self.device)
+        if dev.type == "cuda" and "rng.cuda" in tensors:
+            torch.cuda.set_rng_state(tensors["rng.cuda"], dev)
         self.step = int(meta["step"])
         self._elapsed_before = float(meta.get("elapsed_s", 0.0))
         if hasattr(r, "resume_restore"):
             r.resume_restore(meta.get("extra", {}))
+        return meta.get("data")
 
-    def _elapsed(self) -> float:
+    def elapsed(self) -> float:
+        """Seconds of training so far, counting the earlier sessions of a resumed run."""
         return getattr(self, "_elapsed_before", 0.0) + (time.perf_counter() - self._t0)
 
     # -- the loop ------------------------------------------------------------------------
-    def run(self, resume: bool = False) -> Path | None:
-        """Train to ``max_steps``; returns the final model's path (``None`` if cancelled)."""
+    def run(self, resume: bool = False) -> Path:
+        """Train to ``max_steps``, handing every event to ``callback``; returns the final model's path."""
+        return run_job(self.job(resume), self.callback)
+
+    def job(self, resume: bool = False) -> Generator[dict, None, Path]:
+        """The training loop as a job: yields its events, returns the final model's path."""
         r = self.recipe
         self._t0 = time.perf_counter()
         self._elapsed_before = 0.0
+        self._progress = Progress("train", total=int(self.max_steps), unit="step")
         try:
             device = torch.device(self.device)
+            mode = self.autocast_mode
             torch.manual_seed(self.seed)
-            r.to_device(device)
-            self.ema = {k: EMA(r.modules[k], r.ema_decay) for k in r.ema_modules}
+            self.modules = dict(r.modules)
+            for m in self.modules.values():
+                m.to(device)
+            r.device = device
+            self.nets = {k: (AutocastNet(m, device.type, AUTOCAST[mode]) if mode else m)
+                         for k, m in self.modules.items()}
+            self.ema = {k: EMA(self.modules[k], r.ema_decay) for k in r.ema_modules}
+            self._rng = np.random.default_rng(self.seed)
+            r.restore_data_state({})
+            replay = 0
             if resume:
-                self.load_checkpoint()
-            rng = np.random.default_rng(self.seed)
-            batches = iter(r.make_batches(Path(self.data_dir) if self.data_dir else None, rng))
-            for _ in range(self.step):  # fast-forward the data stream to where the run stopped
+                data = self.load_checkpoint()
+                if data is None:  # a checkpoint that predates the saved data order: replay the stream
+                    replay = self.step
+                else:
+                    from ctstudio.training.datasets import bit_generator_from_state
+
+                    self._rng = np.random.Generator(bit_generator_from_state(data["rng"]))
+                    r.restore_data_state(data.get("order") or {})
+            batches = iter(r.make_batches(Path(self.data_dir) if self.data_dir else None, self._rng))
+            for _ in range(replay):
                 next(batches)
-            self._emit("start", resumed=bool(resume), device=str(device), kind=r.kind)
+            self._progress.restart_clock(self.step)
+            first = self.step + 1
+            yield self._event("start", resumed=bool(resume), device=str(device), kind=r.kind,
+                              autocast=mode or "none")
             t_win, s_win = time.perf_counter(), self.step
             rate = 0.0
             while self.step < self.max_steps:
-                if _is_cancelled(self.cancel):
-                    self.save_checkpoint()
-                    self._emit("done", cancelled=True, elapsed_s=self._elapsed())
-                    raise Cancelled(f"training stopped at step {self.step} (checkpoint written)")
+                if is_cancelled(self.cancel):
+                    path = self.save_checkpoint()
+                    yield self._event("checkpoint", path=str(path))
+                    yield self._event("done", cancelled=True, elapsed_s=self.elapsed(), path=str(path),
+                                      reason=str(getattr(self.cancel, "reason", "") or "cancelled"))
+                    raise Cancelled(f"training stopped at step {self.step} of {self.max_steps}; "
+                                    f"checkpoint written to {path}")
                 batch = next(batches)
-                for m in r.modules.values():
+                for m in self.modules.values():
                     m.train()
-                losses = r.train_step(batch, self.step)
+                losses = r.train_step(batch, self.step, self.nets)
                 for k, e in self.ema.items():
-                    e.update(r.modules[k], self.step)
+                    e.update(self.modules[k], self.step)
                 self.step += 1
                 loss = float(losses.get("loss", next(iter(losses.values())))) if losses else float("nan")
                 if not math.isfinite(loss):
@@ -247,32 +362,36 @@ class Trainer:
                 now = time.perf_counter()
                 if now - t_win > 0:
                     rate = (self.step - s_win) / (now - t_win)
-                if self.step % self.log_every == 0 or self.step == self.max_steps or self.step == 1:
-                    self._emit("step", loss=loss, losses={k: float(v) for k, v in losses.items()},
-                               lr=r.lr(), steps_per_s=rate,
-                               eta_s=(self.max_steps - self.step) / rate if rate > 0 else None)
+                if self.step % self.log_every == 0 or self.step == self.max_steps or self.step == first:
+                    yield self._event("step", loss=loss, losses={k: float(v) for k, v in losses.items()},
+                                      lr=r.lr(), steps_per_s=rate)
                     if now - t_win > 30:  # a moving window for the rate
                         t_win, s_win = now, self.step
                 if r.preview_every and self.step % r.preview_every == 0:
-                    self._preview()
+                    out = self._preview()
+                    if out is not None:
+                        yield self._event("preview", path=str(out))
                 if self.checkpoint_every and self.step % self.checkpoint_every == 0:
-                    self.save_checkpoint()
+                    yield self._event("checkpoint", path=str(self.save_checkpoint()))
             if not self.checkpoint_every or self.step % self.checkpoint_every:
-                self.save_checkpoint()
-            path = self.export()
-            self._emit("done", path=str(path), elapsed_s=self._elapsed(), cancelled=False)
+                yield self._event("checkpoint", path=str(self.save_checkpoint()))
+            metrics = self._with_ema(r.evaluate) or {}
+            if metrics:
+                yield self._event("eval", metrics=metrics)
+            path = self.export(metrics)
+            yield self._event("done", path=str(path), elapsed_s=self.elapsed(), cancelled=False)
             return path
         except Cancelled:
             raise
         except Exception as exc:
-            self._emit("error", message=str(exc), type=type(exc).__name__)
+            yield self._event("error", message=str(exc), type=type(exc).__name__)
             raise
 
-    def _preview(self) -> None:
+    def _preview(self) -> Path | None:
         r = self.recipe
         img = self._with_ema(lambda: r.preview(self.step))
         if img is None:
-            return
+            return None
         out = Path(self.out_dir) / "previews" / f"step{self.step:07d}.png"
         out.parent.mkdir(parents=True, exist_ok=True)
         from ctstudio.imaging.window import apply_window, preset
@@ -287,30 +406,45 @@ class Trainer:
             arr = np.concatenate(list(arr), axis=1)
         win = preset(getattr(r, "preview_window", "soft-tissue"))
         plt.imsave(out, apply_window(arr, win, np.uint8), cmap="gray", vmin=0, vmax=255)
-        self._emit("preview", path=str(out))
+        return out
 
     def _with_ema(self, fn):
-        """Run ``fn`` with the EMA weights swapped into the recipe's modules."""
-        r = self.recipe
+        """Run ``fn`` with the EMA weights swapped into the trainer's modules."""
         saved = {}
         for k, e in self.ema.items():
-            saved[k] = {n: t.detach().clone() for n, t in r.modules[k].state_dict().items()}
-            r.modules[k].load_state_dict(e.shadow.state_dict())
-            r.modules[k].eval()
+            saved[k] = {n: t.detach().clone() for n, t in self.modules[k].state_dict().items()}
+            self.modules[k].load_state_dict(e.shadow.state_dict())
+            self.modules[k].eval()
         try:
             with torch.no_grad():
                 return fn()
         finally:
             for k, sd in saved.items():
-                r.modules[k].load_state_dict(sd)
+                self.modules[k].load_state_dict(sd)
 
-    def export(self) -> Path:
+    def card(self, metrics: dict | None = None) -> dict:
+        """The model card, from this run: the recipe's facts, the evaluation, the data, steps, time, machine."""
         r = self.recipe
-        keep = getattr(r, "export_modules", None) or tuple(r.modules)
-        mods = {k: (self.ema[k].shadow if k in self.ema else r.modules[k]) for k in keep}
-        card = {"steps": self.step, "train_wall_s": round(self._elapsed(), 1), "seed": self.seed,
-                "device": str(self.device)}
-        card.update(self._with_ema(r.evaluate) or {})
-        card.update(r.export_card() or {})
+        files = list(r.data_files or [])
+        spacings = sorted({tuple(f["spacing_xyz_mm"]) for f in files if f.get("spacing_xyz_mm")})
+        card = dict(r.export_card() or {})
+        card.update(metrics or {})
+        card.update({
+            "steps": self.step,
+            "steps_planned": int(self.max_steps),
+            "train_wall_s": round(self.elapsed(), 1),
+            "seed": self.seed,
+            "autocast": self.autocast_mode or "none",
+            "trained_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "data": {"source": str(self.data_dir) if self.data_dir is not None else "", "files": files},
+            "pixel_spacing_xyz_mm": [list(s) for s in spacings],
+            "machine": machine_summary(torch.device(self.device)),
+        })
+        return card
+
+    def export(self, metrics: dict | None = None) -> Path:
+        r = self.recipe
+        keep = getattr(r, "export_modules", None) or tuple(self.modules)
+        mods = {k: (self.ema[k].shadow if k in self.ema else self.modules[k]) for k in keep}
         name = self.name or r.name or f"{r.kind}-model"
-        return checkpoints.save_model(self.out_dir, name, r.kind, mods, r.export_config(), card)
+        return checkpoints.save_model(self.out_dir, name, r.kind, mods, r.export_config(), self.card(metrics))

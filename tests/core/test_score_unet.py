@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from ctstudio.models.icnet import ICNet, ICNetConfig
-from ctstudio.models.score_unet import ScoreModel, ScoreUNetConfig, count_parameters
+from ctstudio.models.layers import count_parameters
+from ctstudio.models.score_unet import ScoreModel, ScoreUNetConfig
 
 
 def _random_model(cfg=None, std=0.1):

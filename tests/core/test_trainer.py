@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from ctstudio.errors import Cancelled
+from ctstudio.jobs import validate_event
 from ctstudio.training.recipes import build_recipe
 from ctstudio.training.trainer import Trainer
 
@@ -40,7 +41,7 @@ def _trainer(kind, data_file, out, steps, **kw):
 
 
 def _losses(events):
-    return {e["step"]: e["loss"] for e in events if e["event"] == "step"}
+    return {e["done"]: e["loss"] for e in events if e["stage"] == "step"}
 
 
 @pytest.mark.parametrize("kind", [pytest.param("score", marks=pytest.mark.slow), "icnet"])
@@ -93,12 +94,12 @@ def test_cancel_stops_within_one_step_and_leaves_a_checkpoint(tmp_path, data_fil
         return state["n"] >= 2
 
     t, events = _trainer("icnet", data_file, tmp_path, 50, checkpoint_every=0)
-    t.callback = lambda ev: (events.append(ev), state.__setitem__("n", ev["step"]))
+    t.callback = lambda ev: (events.append(ev), state.__setitem__("n", ev["done"]))
     t.cancel = cancel
     with pytest.raises(Cancelled):
         t.run()
     assert t.step == 2
-    assert events[-1]["event"] == "done" and events[-1]["cancelled"] is True
+    assert events[-1]["stage"] == "done" and events[-1]["cancelled"] is True
     meta = json.loads((tmp_path / "checkpoint" / "state.json").read_text())
     assert meta["step"] == 2
 
@@ -108,10 +109,16 @@ def test_events_and_final_model_with_ema_weights(tmp_path, data_file):
 
     t, events = _trainer("icnet", data_file, tmp_path, 4)
     path = t.run()
-    kinds = [e["event"] for e in events]
-    assert kinds[0] == "start" and kinds[-1] == "done" and "checkpoint" in kinds
-    step = next(e for e in events if e["event"] == "step")
-    assert {"loss", "lr", "steps_per_s", "eta_s", "step", "max_steps"} <= set(step)
+    stages = [e["stage"] for e in events]
+    assert stages[0] == "start" and stages[-1] == "done" and "checkpoint" in stages and "eval" in stages
+    for ev in events:
+        validate_event(ev)
+        assert ev["job"] == "train" and ev["unit"] == "step" and ev["total"] == 4
+    steps = [e for e in events if e["stage"] == "step"]
+    assert [e["done"] for e in steps] == [1, 2, 3, 4]
+    assert {"loss", "losses", "lr", "steps_per_s"} <= set(steps[0])
+    assert steps[0]["eta"] is not None and steps[-1]["eta"] == 0.0
+    assert events[-1]["path"] == str(path) and events[-1]["cancelled"] is False
     meta, tensors = checkpoints.load_model(path, kind="icnet")
     assert meta["card"]["steps"] == 4 and "eval_mae_hu_after" in meta["card"]
     ema = t.ema["net"].shadow.state_dict()
