@@ -1,13 +1,21 @@
-"""``ctstudio train KIND --data DIR --config tiny|demo|paper|FILE --out DIR [--resume] [--events jsonl]``."""
+"""``ctstudio train KIND --data DIR --config tiny|demo|paper|FILE --out DIR [--resume|--overwrite] [--events jsonl]``."""
 
 from __future__ import annotations
+
+import contextlib
+import signal
+import sys
+import threading
 
 NAME = "train"
 HELP = "train a model (score, icnet, ...) on a folder of CT volumes"
 DESCRIPTION = (
-    "Train a model through the one trainer loop. Checkpoints go to OUT/checkpoint/ (resume with --resume), "
-    "the final model to OUT/NAME.safetensors + OUT/NAME.json. With --events jsonl one JSON object per line "
-    "is printed on stdout (step, loss, lr, steps_per_s, eta_s, checkpoint, preview, done, error)."
+    "Train a model through the one trainer loop. Checkpoints go to OUT/checkpoint/ (continue with --resume; "
+    "an OUT that holds a run is refused without --resume or --overwrite), the final model to OUT/NAME.safetensors "
+    "+ OUT/NAME.json. Every event (start, step, checkpoint, preview, eval, done, error: job, stage, done, total, "
+    "unit, seconds, eta, plus loss, lr, steps_per_s, path...) is appended to OUT/events.jsonl; with --events jsonl "
+    "the same JSON lines are printed on stdout. SIGTERM or Ctrl-C stops the run after the current step with a "
+    "checkpoint written (exit status 143 or 130); a second one stops at once."
 )
 
 
@@ -16,38 +24,67 @@ def add_arguments(p) -> None:
 
     p.add_argument("kind", choices=sorted(RECIPES), help="model kind")
     p.add_argument("--data", required=True, help="a CT volume file or a folder of volumes (NIfTI/MHA/NRRD/DICOM)")
-    p.add_argument("--config", default="tiny", help="tiny | demo | paper | a JSON file of config fields")
+    p.add_argument("--config", default="tiny",
+                   help='tiny | demo | paper | a JSON file of config fields naming its base preset ("base": "demo")')
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--steps", type=int, help="number of steps (default: the config's)")
-    p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint")
+    run = p.add_mutually_exclusive_group()
+    run.add_argument("--resume", action="store_true", help="continue the run in OUT from OUT/checkpoint")
+    run.add_argument("--overwrite", action="store_true",
+                     help="start over in an OUT that holds a run (its checkpoint, previews and event log are deleted)")
     p.add_argument("--events", choices=["text", "jsonl"], default="text",
                    help="progress format: text on stderr, or JSON lines on stdout")
-    p.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 or auto (default)")
+    p.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU; default), cpu, cuda, cuda:1, mps")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--checkpoint-every", type=int, help="steps between checkpoints (default: the config's)")
     p.add_argument("--name", help="model name (default: the recipe's)")
     p.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's; 1 is faster on a busy CPU)")
+    p.add_argument("--autocast", choices=["none", "bf16"],
+                   help="mixed precision of the forward passes (default: the config's; bf16 only where measured faster)")
+
+
+@contextlib.contextmanager
+def cancel_on_signals(token, signals=(signal.SIGTERM, signal.SIGINT)):
+    """While inside, SIGTERM / SIGINT cancel ``token`` (the run stops after its step with a checkpoint); a second
+    signal gets the default behaviour (stop at once). Yields the list of signal numbers received. Outside the
+    main thread nothing is installed."""
+    received: list[int] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield received
+        return
+    previous = {s: signal.getsignal(s) for s in signals}
+
+    def handler(signum, frame):
+        for s, h in previous.items():
+            signal.signal(s, h)
+        received.append(signum)
+        token.cancel(f"{signal.Signals(signum).name} received")
+
+    for s in signals:
+        signal.signal(s, handler)
+    try:
+        yield received
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
 
 
 def run(args) -> int:
-    import torch
+    from pathlib import Path
 
+    from ctstudio.jobs import CancelToken, run_job
+    from ctstudio.pipelines.train import TrainRequest, train
     from ctstudio.training.events import JsonlPrinter, TextPrinter
-    from ctstudio.training.recipes import build_recipe
-    from ctstudio.training.trainer import Trainer
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    device = args.device
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    torch.manual_seed(args.seed)  # initial weights; resume then restores everything else
-    recipe = build_recipe(args.kind, args.config, args.data)
-    cfg = recipe.config
-    steps = args.steps or getattr(cfg, "steps", 1000)
-    every = args.checkpoint_every or getattr(cfg, "checkpoint_every", 500)
-    cb = JsonlPrinter() if args.events == "jsonl" else TextPrinter()
-    trainer = Trainer(recipe, out_dir=args.out, max_steps=steps, checkpoint_every=every, device=device,
-                      seed=args.seed, callback=cb, data_dir=args.data, name=args.name)
-    trainer.run(resume=args.resume)
+    req = TrainRequest(kind=args.kind, data=Path(args.data), out=Path(args.out), config=args.config,
+                       steps=args.steps, resume=args.resume, overwrite=args.overwrite, device=args.device, seed=args.seed,
+                       checkpoint_every=args.checkpoint_every, name=args.name, threads=args.threads,
+                       autocast=args.autocast)
+    token = CancelToken()
+    with cancel_on_signals(token) as received:
+        summary = run_job(train(req, cancel=token), JsonlPrinter() if args.events == "jsonl" else TextPrinter())
+    if summary.cancelled:
+        print(f"cancelled ({token.reason}) at step {summary.steps_done} of {summary.max_steps}; checkpoint written "
+              f"to {summary.checkpoint}; continue with --resume", file=sys.stderr)
+        return 128 + int(received[0] if received else signal.SIGINT)
     return 0
