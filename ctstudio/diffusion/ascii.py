@@ -49,6 +49,20 @@ class ASCIIRequest:
     n_corrector: int | None = None
     calibrator: Any = None  # ICNetCalibrator or None
     options: Mapping[str, Any] = field(default_factory=dict)  # extra sampler options (read, never changed)
+    resume: "ASCIIState | None" = None  # continue a run that stopped (see ASCIIState)
+
+
+@dataclass(frozen=True)
+class ASCIIState:
+    """Where a run is after a finished slice: enough to continue it later exactly as if it had not stopped.
+
+    ``window``: the last K-1 slices (HU, generation order); ``rng_state``: the sampler's random generator state;
+    ``done``: how many slices the run (with its earlier parts) has made.
+    """
+
+    window: tuple
+    rng_state: Any
+    done: int
 
 
 @dataclass(frozen=True)
@@ -61,6 +75,8 @@ class ASCIIResult:
     steps: int
     options: dict  # the sampler options actually used (defaults + request), for the provenance
     network_calls: int
+    state: ASCIIState | None = None  # after the last slice: continue from here
+    first: int = 0  # the index (generation order) of the first slice here: > 0 for a continued run
 
 
 def sampler_options(req: ASCIIRequest, meta: dict) -> dict:
@@ -124,13 +140,21 @@ def ascii_slices(model, sde, meta: dict, req: ASCIIRequest, cancel=None,
     seeds_hu, geom = _seed_slices(req, k, size)
     window = [s for s in seeds_hu]  # HU, generation order
     g = torch.Generator(device=device).manual_seed(int(req.seed))
+    first = 0
+    if req.resume is not None:
+        if len(req.resume.window) != k - 1 or req.resume.window[0].shape != (size, size):
+            raise InputError("the run to continue was made with another model (K or slice size differ)")
+        window = [np.asarray(w, np.float32) for w in req.resume.window]
+        g.set_state(req.resume.rng_state)
+        first = int(req.resume.done)
     mask = torch.zeros(1, k, size, size, device=device)
     mask[:, :-1] = 1.0
     out = []
     calls = 0
     progress = Progress("generate", req.n_slices, "slice")
-    for j in range(req.n_slices):
-        check_cancel(cancel, f"generation stopped after {j} of {req.n_slices} slices")
+    state = req.resume
+    for j in range(first, first + req.n_slices):
+        check_cancel(cancel, f"generation stopped after {j - first} of {req.n_slices} slices")
         t0 = time.perf_counter()
         known = torch.zeros(1, k, size, size, device=device)
         known[0, :-1] = torch.from_numpy(hu_to_model(np.stack(window[-(k - 1):]), rng_hu)).to(device)
@@ -150,9 +174,10 @@ def ascii_slices(model, sde, meta: dict, req: ASCIIRequest, cancel=None,
         window.append(new_hu)
         out.append(new_hu)
         calls += nfe["n"]
-        yield progress.event("slice", j + 1, index=j, slice_hu=new_hu, slice_seconds=time.perf_counter() - t0,
-                             nfe=nfe["n"] or network_calls(req.sampler, steps, opts.get("n_corrector")))
-    return ASCIIResult(np.stack(out), geom, progress.seconds, steps, opts, calls)
+        state = ASCIIState(tuple(window[-(k - 1):]), g.get_state(), j + 1)
+        yield progress.event("slice", j - first + 1, index=j, slice_hu=new_hu, slice_seconds=time.perf_counter() - t0,
+                             nfe=nfe["n"] or network_calls(req.sampler, steps, opts.get("n_corrector")), state=state)
+    return ASCIIResult(np.stack(out), geom, progress.seconds, steps, opts, calls, state, first)
 
 
 def target_index(geom: dict, j: int) -> int | None:
@@ -168,35 +193,39 @@ def assemble_volume(result: ASCIIResult, meta: dict, req: ASCIIRequest) -> Volum
     from ctstudio.diffusion.loading import model_version
 
     slices_hu, geom, steps, seconds = result.slices_hu, result.geometry, result.steps, result.seconds
+    j0 = result.first
     calibrator_name = getattr(req.calibrator, "name", None) if req.calibrator is not None else None
     n = len(slices_hu)
     params = {
         "sampler": req.sampler, "steps": steps, "seed": req.seed, "k": int(meta["k"]), "n_slices": n,
         "icnet": calibrator_name is not None, "icnet_model": calibrator_name, "direction": "inferior",
         "sampler_options": dict(result.options), "network_calls": result.network_calls,
-        "seed_slice": geom.get("seed_index"), "seconds": round(seconds, 2),
+        "seed_slice": geom.get("seed_index"), "seconds": round(seconds, 2), "first_slice": j0,
     }
     vol = geom.get("volume")
     if vol is not None:
         step, i = geom["step"], geom["seed_index"]
-        # generated slice j (0-based) sits at index i + step * (j + 1)
+        # generated slice j (0-based, counted from the first slice of the whole run) sits at index i + step * (j + 1)
         if step < 0:
-            arr, first = slices_hu[::-1], i - n
+            arr, first = slices_hu[::-1], i - j0 - n
         else:
-            arr, first = slices_hu, i + 1
+            arr, first = slices_hu, i + j0 + 1
         origin = vol.index_to_lps(first, 0, 0)
         spacing, direction = geom["spacing"], vol.direction
         sources = tuple(vol.provenance.source_files)
         params["seed_volume"] = sources[0] if sources else "(in memory)"
     else:
         sp = meta.get("card", {}).get("spacing_xyz_mm") or [1.0, 1.0, 1.0]
-        arr, origin, spacing, direction = slices_hu[::-1], (0.0, 0.0, 0.0), tuple(sp), np.eye(3)
+        # an all-air seed: slice j at z = -j * spacing (LPS, +z superior), so a continued run extends the first
+        lowest = j0 + n - 1
+        arr, origin, spacing, direction = slices_hu[::-1], (0.0, 0.0, -lowest * float(sp[2])), tuple(sp), np.eye(3)
         sources = ()
         params["seed_volume"] = None
     arr = np.clip(np.rint(arr), -1024, 3071)
     prov = Provenance(source_files=sources, model=meta["name"], model_version=model_version(meta),
                       parameters=params,
-                      steps=(f"ASCII(K={meta['k']}) generation of {n} slices, {req.sampler} {steps} steps, "
+                      steps=(f"ASCII(K={meta['k']}) generation of {n} slices"
+                             f"{f' (continuing after {j0})' if j0 else ''}, {req.sampler} {steps} steps, "
                              f"seed {req.seed}, IC-Net {'on' if calibrator_name else 'off'}",))
     from ctstudio.volume import Metadata
 

@@ -2,8 +2,11 @@
 
 :func:`generate` takes one :class:`GenerateRequest`, yields events of the :mod:`ctstudio.jobs` schema
 (``start`` with the notes a user should read before the run, then one ``slice`` per finished slice carrying
-the slice in HU and ``target_index``, where it belongs in the seed volume's index) and returns the generated
-slices as a :class:`~ctstudio.volume.Volume` with provenance, placed in the seed volume's patient space.
+the slice in HU, ``target_index`` (where it belongs in the seed volume's index: below 0 or past the end, the
+volume grows) and ``state``) and returns the generated slices as a :class:`~ctstudio.volume.Volume` with
+provenance, placed in the seed volume's patient space. A run that stopped (cancelled, or an error) continues
+exactly where it stopped with ``resume=`` the last slice event's ``state``: the slices are the same as those of
+an uninterrupted run with the same seed.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ class GenerateRequest:
     icnet_model: str | None = None
     seed: int = 0
     device: str | None = "auto"
+    resume: object | None = field(default=None, compare=False)  # a slice event's "state": continue that run
 
 
 def grid_note(seed_volume: Volume | None, size: int) -> str | None:
@@ -77,7 +81,8 @@ def generate(req: GenerateRequest, cancel=None) -> Generator[dict, None, Volume]
         else {}
     areq = ASCIIRequest(n_slices=req.n_slices, seed_volume=req.seed_volume, seed_slice=req.seed_slice,
                         sampler=req.sampler, steps=req.steps, seed=req.seed, churn=req.churn, snr=req.snr,
-                        n_corrector=req.n_corrector, condition=req.condition, calibrator=calibrator, options=options)
+                        n_corrector=req.n_corrector, condition=req.condition, calibrator=calibrator, options=options,
+                        resume=req.resume)
     yield progress.event("start", 0, model=meta["name"], device=score.device, notes=notes,
                          image_size=meta["image_size"], k=meta["k"], icnet=getattr(calibrator, "name", None))
     slices = ascii_slices(score.runner.model, score.runner.sde, meta, areq, cancel=cancel, device=score.device)
@@ -92,7 +97,7 @@ def generate(req: GenerateRequest, cancel=None) -> Generator[dict, None, Volume]
             geometry = _geometry_of(areq, meta)
         yield progress.event("slice", ev["done"], index=ev["index"], slice_hu=ev["slice_hu"],
                              target_index=target_index(geometry, ev["index"]), slice_seconds=ev["slice_seconds"],
-                             nfe=ev["nfe"])
+                             nfe=ev["nfe"], state=ev["state"])
     volume = assemble_volume(result, meta, areq)
     yield progress.event("done", req.n_slices, shape=volume.shape)
     return volume
