@@ -136,3 +136,80 @@ def test_unknown_kind_and_bad_config_are_clear_errors(tmp_path):
     bad.write_text('{"base": "tiny", "lerning_rate": 1}')
     with pytest.raises(ConfigError, match="lerning_rate"):
         build_recipe("score", str(bad))
+
+
+def _reference_index_stream(n, batch_size, rng, count):
+    """Shuffled epochs written out: one permutation per epoch, cut into batches (top-up past the end)."""
+    out = []
+    while len(out) < count:
+        perm = rng.permutation(n)
+        for i in range(0, n - batch_size + 1 if n >= batch_size else 1, batch_size):
+            chunk = perm[i:i + batch_size]
+            if len(chunk) < batch_size:
+                chunk = np.concatenate([chunk, rng.integers(0, n, batch_size - len(chunk))])
+            out.append(chunk)
+    return out[:count]
+
+
+@pytest.mark.parametrize("n, batch, cut", [(10, 3, 2), (10, 3, 3), (9, 3, 3), (2, 4, 1)])
+def test_shuffled_batches_continue_from_saved_json_state(n, batch, cut):
+    """Stop after ``cut`` batches (mid-epoch or at an epoch's end), save the state as JSON, restore it into a
+    fresh sampler and generator: the rest of the stream is the uninterrupted one."""
+    from ctstudio.training.datasets import ShuffledBatches, bit_generator_from_state
+
+    ref = _reference_index_stream(n, batch, np.random.default_rng(7), cut + 8)
+    rng = np.random.default_rng(7)
+    first = ShuffledBatches(n, batch)
+    got = [first.next(rng) for _ in range(cut)]
+    saved = json.loads(json.dumps({"rng": rng.bit_generator.state, "order": first.state()}))
+    second = ShuffledBatches(n, batch)
+    second.restore(saved["order"])
+    rng2 = np.random.Generator(bit_generator_from_state(saved["rng"]))
+    got += [second.next(rng2) for _ in range(8)]
+    assert all(np.array_equal(a, b) for a, b in zip(got, ref, strict=True))
+
+
+def test_resume_draws_only_the_remaining_batches(tmp_path, data_file):
+    """The data order is restored from the checkpoint, not by replaying the batches before it."""
+    part, _ = _trainer("icnet", data_file, tmp_path, 3)
+    part.run()
+    resumed, ev = _trainer("icnet", data_file, tmp_path, 5)
+    calls = []
+    sampler_next = resumed.recipe.sampler.next
+    resumed.recipe.sampler.next = lambda rng: calls.append(1) or sampler_next(rng)
+    resumed.run(resume=True)
+    assert len(calls) == 2 and [e["done"] for e in ev if e["stage"] == "step"] == [4, 5]
+    full, ev_full = _trainer("icnet", data_file, tmp_path / "full", 5)
+    full.run()
+    assert _losses(ev)[5] == _losses(ev_full)[5]
+
+
+def test_a_checkpoint_without_saved_data_order_still_resumes_exactly(tmp_path, data_file):
+    """Checkpoints written before the data order was saved: the stream is replayed up to the step."""
+    part, _ = _trainer("icnet", data_file, tmp_path / "b", 2)
+    part.run()
+    js = tmp_path / "b" / "checkpoint" / "state.json"
+    meta = json.loads(js.read_text())
+    del meta["data"]
+    js.write_text(json.dumps(meta))
+    resumed, ev = _trainer("icnet", data_file, tmp_path / "b", 4)
+    resumed.run(resume=True)
+    full, ev_full = _trainer("icnet", data_file, tmp_path / "a", 4)
+    full.run()
+    assert _losses(ev)[3] == _losses(ev_full)[3] and _losses(ev)[4] == _losses(ev_full)[4]
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_the_cuda_rng_state_is_saved_and_restored(tmp_path, data_file):
+    from ctstudio import checkpoints
+
+    t, _ = _trainer("icnet", data_file, tmp_path, 2, device="cuda")
+    t.run()
+    saved = checkpoints.load_tensors(t.ckpt_base)["rng.cuda"]
+    torch.cuda.manual_seed(12345)
+    assert not torch.equal(torch.cuda.get_rng_state(), saved)
+    r, _ = _trainer("icnet", data_file, tmp_path, 2, device="cuda")
+    gen = r.job(resume=True)
+    next(gen)  # the start event: the checkpoint is loaded
+    assert torch.equal(torch.cuda.get_rng_state(), saved)
+    gen.close()
