@@ -188,3 +188,21 @@ def test_the_score_model_has_no_precision_switch_of_its_own():
     from ctstudio.models.score_unet import ScoreModel, ScoreUNetConfig
 
     assert not hasattr(ScoreModel(ScoreUNetConfig.tiny()), "autocast_bf16")
+
+
+def test_printers_and_parse_line_speak_the_one_schema():
+    import io
+
+    from ctstudio.jobs import Progress
+    from ctstudio.training.events import JsonlPrinter, TextPrinter, parse_line
+
+    ev = Progress("train", total=10, unit="step").event("step", 3, loss=float("nan"), lr=1e-3, steps_per_s=2.0)
+    buf = io.StringIO()
+    JsonlPrinter(buf)(ev)
+    back = parse_line(buf.getvalue())
+    assert back["stage"] == "step" and back["done"] == 3 and back["total"] == 10 and back["loss"] is None
+    assert parse_line('{"event": "step", "step": 3}') is None  # the old shape is not an event any more
+    assert parse_line("Traceback (most recent call last):") is None
+    text = io.StringIO()
+    TextPrinter(text)({**ev, "loss": 0.25})
+    assert text.getvalue().startswith("step 3/10  loss 0.25")
