@@ -11,6 +11,11 @@ covariances, averaged over the pixels whose window lies inside the image (the bo
 is left out, as scikit-image and pytorch-msssim both do). Volumes are scored slice by slice (axial)
 and averaged.
 
+The one PSNR/SSIM of ctstudio (``evaluate``, ``convert --reference``, the Convert tab, training
+previews): :func:`psnr` and :func:`ssim` for a whole image or volume, :func:`psnr_ssim_per_slice`
+for the per-slice curves along z, :func:`paired_metrics` for the full record (PSNR, SSIM, MAE,
+RMSE and the range used).
+
 MS-SSIM diversity (the mean MS-SSIM over all pairs of generated images; lower = more diverse) uses
 pytorch-msssim (5 scales, the standard weights). Its window shrinks for small images, since five
 scales need a side longer than (win - 1) * 16 pixels; the window used is reported.
@@ -43,20 +48,29 @@ def _pair(a, b) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _clip(x: np.ndarray, rng: HURange) -> np.ndarray:
+    """HU as float64, clipped to ``[rng.lower, rng.upper]``."""
     return np.clip(np.asarray(x, dtype=np.float64), rng.lower, rng.upper)
 
 
 def mse(ref, test, rng: HURange = FULL_12BIT) -> float:
+    """Mean squared difference (HU²) of two HU arrays of one shape, both first clipped to ``rng``."""
     ref, test = _pair(ref, test)
     return float(np.mean((_clip(ref, rng) - _clip(test, rng)) ** 2))
 
 
+def _psnr_from_mse(m: float, rng: HURange) -> float:
+    return float("inf") if m == 0 else float(10.0 * np.log10(rng.width ** 2 / m))
+
+
 def psnr(ref, test, rng: HURange = FULL_12BIT) -> float:
-    """PSNR in dB with ``data_range = rng.width`` HU (4095 by default); inf for identical images."""
-    m = mse(ref, test, rng)
-    if m == 0:
-        return float("inf")
-    return float(10.0 * np.log10(rng.width ** 2 / m))
+    """PSNR in dB of a test image or volume against its reference (HU arrays of one shape).
+
+    Both are clipped to ``rng`` (default the 12-bit range [-1024, 3071] HU) before the difference, so
+    values outside the range count as its nearest end; ``data_range = rng.width`` HU (4095 by default):
+    ``10 log10(rng.width² / MSE)``. For a volume the MSE is taken over all its voxels (not a mean of
+    per-slice PSNRs: see :func:`psnr_ssim_per_slice`). ``inf`` when the clipped arrays are identical.
+    """
+    return _psnr_from_mse(mse(ref, test, rng), rng)
 
 
 def ssim_maps(x: np.ndarray, y: np.ndarray, data_range: float, sigma: float = SIGMA,
@@ -83,21 +97,53 @@ def ssim_maps(x: np.ndarray, y: np.ndarray, data_range: float, sigma: float = SI
 
 
 def ssim2d(x, y, data_range: float) -> float:
+    """SSIM of two 2D images already in ``[0, data_range]`` (no clipping here; see :func:`ssim`)."""
     x, y = _pair(x, y)
     if x.ndim != 2 or min(x.shape) < WIN:
         raise InputError(f"SSIM needs 2D images of at least {WIN} x {WIN} pixels, got {x.shape}")
     return float(ssim_maps(x, y, data_range)[0].mean())
 
 
+def _shifted(ref, test, rng: HURange) -> tuple[np.ndarray, np.ndarray]:
+    """Both arrays clipped to ``rng`` and shifted so that ``rng.lower`` is 0 (the input of SSIM)."""
+    return _clip(ref, rng) - rng.lower, _clip(test, rng) - rng.lower
+
+
 def ssim(ref, test, rng: HURange = FULL_12BIT) -> float:
-    """Mean SSIM of two HU images or volumes (volumes: mean over axial slices), data range ``rng.width``."""
+    """Mean SSIM of a test image or volume against its reference (HU arrays of one shape).
+
+    Both are clipped to ``rng`` (default [-1024, 3071] HU) and shifted so that ``rng.lower`` is 0;
+    ``data_range = rng.width`` HU. 2D: one slice (at least 11 x 11 pixels); 3D (z, y, x): the mean of
+    the axial slices' SSIMs (the per-slice values are :func:`psnr_ssim_per_slice`). 1 when identical.
+    """
     ref, test = _pair(ref, test)
-    a, b = _clip(ref, rng) - rng.lower, _clip(test, rng) - rng.lower
+    a, b = _shifted(ref, test, rng)
     if a.ndim == 2:
         return ssim2d(a, b, rng.width)
     if a.ndim == 3:
         return float(np.mean([ssim2d(a[k], b[k], rng.width) for k in range(a.shape[0])]))
     raise InputError(f"SSIM takes 2D slices or 3D volumes, got {a.ndim} dimensions")
+
+
+def psnr_ssim_per_slice(ref, test, rng: HURange = FULL_12BIT) -> dict:
+    """PSNR (dB) and SSIM of each axial slice of a test volume against its reference, along z.
+
+    ``ref`` and ``test`` are HU volumes (z, y, x) of one shape (a 2D image counts as one slice).
+    Clipping and data range as :func:`psnr` and :func:`ssim`: both clipped to ``rng`` (default
+    [-1024, 3071] HU), ``data_range = rng.width``. Returns ``{"psnr_db": [...], "ssim": [...],
+    "hu_range": [lower, upper], "data_range_hu": width}`` with one value per slice, index k = slice z=k
+    (a slice identical to its reference has PSNR ``inf``). The mean of the SSIM list is :func:`ssim`
+    of the volume; the PSNR list is not averaged into :func:`psnr` (that one pools the MSE).
+    """
+    ref, test = _pair(ref, test)
+    if ref.ndim == 2:
+        ref, test = ref[None], test[None]
+    if ref.ndim != 3:
+        raise InputError(f"per-slice PSNR/SSIM takes 2D slices or 3D volumes (z, y, x), got {ref.ndim} dimensions")
+    a, b = _shifted(ref, test, rng)
+    psnrs = [_psnr_from_mse(float(np.mean((a[k] - b[k]) ** 2)), rng) for k in range(a.shape[0])]
+    ssims = [ssim2d(a[k], b[k], rng.width) for k in range(a.shape[0])]
+    return {"psnr_db": psnrs, "ssim": ssims, "hu_range": [rng.lower, rng.upper], "data_range_hu": rng.width}
 
 
 def paired_metrics(ref, test, rng: HURange = FULL_12BIT) -> dict:

@@ -102,3 +102,114 @@ def test_mismatched_inputs_give_clear_errors():
         S.ms_ssim_diversity([np.zeros((200, 200)), np.zeros((180, 200))])
     with pytest.raises(InputError, match="at least 2"):
         S.ms_ssim_diversity([np.zeros((200, 200))])
+
+
+# -- clipping and data range pinned by hand and by scikit-image (kill the issue-11 mutants) ----------------
+BRAIN = HURange(-10, 70)
+
+
+def _skimage_ssim(a, b, rng: HURange) -> float:
+    """scikit-image's SSIM with our settings, on HU clipped to ``rng`` and shifted to start at 0."""
+    from skimage.metrics import structural_similarity
+
+    a = np.clip(np.asarray(a, float), rng.lower, rng.upper) - rng.lower
+    b = np.clip(np.asarray(b, float), rng.lower, rng.upper) - rng.lower
+    return structural_similarity(a, b, data_range=rng.width, gaussian_weights=True, sigma=1.5,
+                                 use_sample_covariance=False)
+
+
+def test_psnr_clips_both_inputs_to_the_stated_range_by_hand():
+    """In the brain range [-10, 70]: 200 HU counts as 70 and -300 HU as -10."""
+    from skimage.metrics import peak_signal_noise_ratio
+
+    ref = np.full((16, 16), 40.0)
+    test = ref.copy()
+    test[:, :8] = 200.0   # clipped to 70: |d| = 30
+    test[:, 8:] = -300.0  # clipped to -10: |d| = 50
+    mse = (30 ** 2 + 50 ** 2) / 2  # 1700
+    assert S.psnr(ref, test, BRAIN) == pytest.approx(10 * np.log10(80 ** 2 / mse), abs=1e-12)
+    ref_clipped, test_clipped = np.clip(ref, -10, 70), np.clip(test, -10, 70)
+    assert S.psnr(ref, test, BRAIN) == pytest.approx(
+        peak_signal_noise_ratio(ref_clipped, test_clipped, data_range=80), abs=1e-9)
+    out = S.paired_metrics(ref, test, BRAIN)
+    assert out["mae_hu"] == pytest.approx(40.0) and out["rmse_hu"] == pytest.approx(np.sqrt(mse))
+    # the reference is clipped too: two images that differ only outside the range are identical in it
+    a = np.full((16, 16), 100.0)
+    b = np.full((16, 16), 900.0)
+    assert S.psnr(a, b, BRAIN) == float("inf")
+    assert S.psnr(a, b) == pytest.approx(10 * np.log10(4095 ** 2 / 800 ** 2))
+    # and the 12-bit default clips at -1024 / 3071
+    assert S.psnr(np.full((4, 4), -3000.0), np.full((4, 4), -1024.0)) == float("inf")
+    assert S.psnr(np.full((4, 4), 5000.0), np.full((4, 4), 3071.0)) == float("inf")
+
+
+def test_ssim_in_a_window_matches_scikit_image_on_real_ct(kernel_pair):
+    """Real CT has most of its voxels outside [-10, 70] HU: clipping there decides the value."""
+    soft, sharp = kernel_pair
+    ours = S.ssim(soft, sharp, BRAIN)
+    assert ours == pytest.approx(_skimage_ssim(soft, sharp, BRAIN), abs=1e-6)
+    assert ours != pytest.approx(S.ssim(soft, sharp), abs=1e-3)  # the window changes the answer
+    icnet = HURange(-150, 150)
+    assert S.ssim(soft, sharp, icnet) == pytest.approx(_skimage_ssim(soft, sharp, icnet), abs=1e-6)
+
+
+def test_ssim_is_computed_on_the_shifted_range(kernel_pair):
+    """SSIM's luminance term is not shift-invariant: images start at the range's lower end (0)."""
+    soft, sharp = (k[:96, :96].astype(float) for k in kernel_pair)
+    from skimage.metrics import structural_similarity
+
+    a = np.clip(soft, -1024, 3071) + 1024
+    b = np.clip(sharp, -1024, 3071) + 1024
+    unshifted = structural_similarity(a - 1024, b - 1024, data_range=4095, gaussian_weights=True, sigma=1.5,
+                                      use_sample_covariance=False)
+    ours = S.ssim(soft, sharp)
+    assert ours == pytest.approx(_skimage_ssim(soft, sharp, FULL_12BIT), abs=1e-6)
+    assert abs(ours - unshifted) > 1e-4
+
+
+def test_per_slice_psnr_and_ssim_along_z(kernel_pair):
+    from skimage.metrics import peak_signal_noise_ratio
+
+    soft, sharp = kernel_pair
+    ref = np.stack([soft[150:214, 150:230], soft[200:264, 200:280], soft[300:364, 100:180]])
+    test = np.stack([sharp[150:214, 150:230], soft[200:264, 200:280], sharp[300:364, 100:180] + 30])
+    for rng in (FULL_12BIT, BRAIN):
+        res = S.psnr_ssim_per_slice(ref, test, rng)
+        assert res["hu_range"] == [rng.lower, rng.upper] and res["data_range_hu"] == rng.width
+        assert len(res["psnr_db"]) == len(res["ssim"]) == 3
+        for k in (0, 2):
+            r = np.clip(ref[k].astype(float), rng.lower, rng.upper)
+            t = np.clip(test[k].astype(float), rng.lower, rng.upper)
+            assert res["psnr_db"][k] == pytest.approx(peak_signal_noise_ratio(r, t, data_range=rng.width), abs=1e-9)
+            assert res["ssim"][k] == pytest.approx(_skimage_ssim(ref[k], test[k], rng), abs=1e-6)
+        assert res["psnr_db"][1] == float("inf") and res["ssim"][1] == pytest.approx(1.0)
+        # the volume SSIM is the mean of the slices'; the volume PSNR pools the MSE over all voxels
+        assert S.ssim(ref, test, rng) == pytest.approx(np.mean(res["ssim"]))
+        rc = np.clip(ref.astype(float), rng.lower, rng.upper)
+        tc = np.clip(test.astype(float), rng.lower, rng.upper)
+        assert S.psnr(ref, test, rng) == pytest.approx(peak_signal_noise_ratio(rc, tc, data_range=rng.width),
+                                                       abs=1e-9)
+    one = S.psnr_ssim_per_slice(soft, sharp)  # a 2D image is one slice
+    assert one["ssim"] == [pytest.approx(S.ssim(soft, sharp))] and len(one["psnr_db"]) == 1
+    with pytest.raises(InputError, match="same shape"):
+        S.psnr_ssim_per_slice(ref, test[:2])
+    with pytest.raises(InputError, match="dimensions"):
+        S.psnr_ssim_per_slice(np.zeros((2, 2, 16, 16)), np.zeros((2, 2, 16, 16)))
+
+
+def test_ssim2d_refuses_images_smaller_than_the_window_and_takes_integer_images():
+    with pytest.raises(InputError, match="at least 11 x 11"):
+        S.ssim2d(np.zeros((10, 40)), np.zeros((10, 40)), 4095)
+    with pytest.raises(InputError, match="at least 11 x 11"):
+        S.ssim2d(np.zeros((40, 10)), np.zeros((40, 10)), 4095)
+    with pytest.raises(InputError, match="2D"):
+        S.ssim(np.zeros((2, 2, 16, 16)), np.zeros((2, 2, 16, 16)))
+    # int16 images (HU shifted to 0..4095) give the float value: no integer overflow in x * x
+    rng = np.random.default_rng(0)
+    a = rng.integers(0, 4096, (32, 32)).astype(np.int16)
+    b = np.clip(a + rng.integers(-300, 300, a.shape), 0, 4095).astype(np.int16)
+    expected = S.ssim2d(a.astype(float), b.astype(float), 4095)
+    assert S.ssim2d(a, b, 4095) == pytest.approx(expected, abs=1e-12)
+    assert S.ms_ssim_reference(np.tile(a, (6, 6)), np.tile(b, (6, 6)), 4095, win=3) == pytest.approx(
+        S.ms_ssim_reference(np.tile(a, (6, 6)).astype(float), np.tile(b, (6, 6)).astype(float), 4095, win=3),
+        abs=1e-12)
