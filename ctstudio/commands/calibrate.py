@@ -11,6 +11,9 @@ DESCRIPTION = (
 
 
 def add_arguments(p) -> None:
+    from ctstudio.commands._reading import add_reading_options
+
+    add_reading_options(p)
     p.add_argument("input", help="the volume to calibrate")
     p.add_argument("-o", "--output", required=True, help="output volume")
     p.add_argument("--model", default=None, help="IC-Net name or path (default: the bundled demo)")
@@ -23,12 +26,13 @@ def add_arguments(p) -> None:
 
 def run(args) -> int:
     from ctstudio.commands._drive import drive
+    from ctstudio.commands._reading import reading_options
     from ctstudio.pipelines.outputs import check_output
     from ctstudio.io import read_volume, write_volume
     from ctstudio.pipelines.calibrate import CalibrateRequest, calibrate
 
     check_output(args.output, [args.input], args.overwrite)
-    vol = read_volume(args.input)
+    vol = read_volume(args.input, **reading_options(args))
     out = drive(calibrate(CalibrateRequest(vol, args.method, args.model, args.device)), args.quiet, "calibrating")
     path = write_volume(out, args.output, overwrite=args.overwrite)
     changed = int((out.array != vol.array).sum())

@@ -16,6 +16,9 @@ DESCRIPTION = (
 
 
 def add_arguments(p) -> None:
+    from ctstudio.commands._reading import add_reading_options
+
+    add_reading_options(p)
     p.add_argument("input", help="DICOM folder or file, NIfTI, MHA or NRRD")
     p.add_argument("--model", required=True, help="model name (see `ctstudio models list`) or NAME.safetensors path")
     p.add_argument("--target", help="target kernel (ggcl models); default: the other kernel of a 2-kernel model")
@@ -33,6 +36,7 @@ def add_arguments(p) -> None:
 
 def run(args) -> int:
     from ctstudio.commands._drive import drive
+    from ctstudio.commands._reading import reading_options
     from ctstudio.pipelines.outputs import check_output
     from ctstudio.errors import InputError
     from ctstudio.io import read_volume, write_volume
@@ -43,8 +47,8 @@ def run(args) -> int:
     check_output(args.output, [args.input, args.reference], args.overwrite)
     if args.save_degraded:
         check_output(args.save_degraded, [args.input, args.reference, args.output], args.overwrite)
-    vol = read_volume(args.input)
-    ref = read_volume(args.reference) if args.reference else None
+    vol = read_volume(args.input, **reading_options(args))
+    ref = read_volume(args.reference, **reading_options(args)) if args.reference else None
     req = ConvertRequest(volume=vol, model=args.model, target=args.target, batch_size=args.batch_size,
                          overlap=args.overlap, degrade=args.degrade, seed=args.seed, reference=ref,
                          device=args.device)

@@ -23,6 +23,9 @@ DESCRIPTION = (
 
 
 def add_arguments(p) -> None:
+    from ctstudio.commands._reading import add_reading_options
+
+    add_reading_options(p)
     p.add_argument("--real", nargs="+", required=True, metavar="PATH", help="real volumes (files or folders)")
     p.add_argument("--fake", nargs="+", required=True, metavar="PATH", help="generated volumes (files or folders)")
     p.add_argument("--out", required=True, metavar="DIR", help="output folder for metrics.json, report.html, plots/")
@@ -90,7 +93,7 @@ def expand_paths(paths) -> list:
     return out
 
 
-def load_volumes(paths, label: str) -> list:
+def load_volumes(paths, label: str, reading: dict | None = None) -> list:
     import dataclasses
 
     from tqdm import tqdm
@@ -100,7 +103,7 @@ def load_volumes(paths, label: str) -> list:
     locations = expand_paths(paths)
     vols = []
     for loc in tqdm(locations, desc=f"reading {label}", unit="vol", disable=None, file=sys.stderr):
-        v = read_volume(loc)
+        v = read_volume(loc, **(reading or {}))
         if not v.provenance.source_files:
             v = v.replace(provenance=dataclasses.replace(v.provenance, source_files=(str(loc),)))
         vols.append((str(loc), v))
@@ -159,8 +162,10 @@ def run(args) -> int:
     bad = [o for o in opts.fid_orientations if o not in AXES]
     if bad or not opts.fid_orientations:
         raise InputError(f"unknown FID orientation(s) {bad}; choose from {', '.join(AXES)}")
-    real = load_volumes(args.real, "real")
-    fake = load_volumes(args.fake, "generated")
+    from ctstudio.commands._reading import reading_options
+
+    real = load_volumes(args.real, "real", reading_options(args))
+    fake = load_volumes(args.fake, "generated", reading_options(args))
     progress = _Progress()
     try:
         results, plotdata = run_metrics([v for _, v in real], [v for _, v in fake], metrics, opts, callback=progress)

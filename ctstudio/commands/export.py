@@ -13,6 +13,9 @@ DESCRIPTION = (
 
 
 def add_arguments(p) -> None:
+    from ctstudio.commands._reading import add_reading_options
+
+    add_reading_options(p)
     p.add_argument("input", help="DICOM folder or file, NIfTI, MHA or NRRD")
     p.add_argument("output", help="output file (.nii.gz, .mha, .nrrd) or folder (DICOM series)")
     p.add_argument("--format", choices=["nifti", "dicom", "mha", "nrrd"], help="output format (default: from OUT)")
@@ -22,14 +25,13 @@ def add_arguments(p) -> None:
     p.add_argument("--model-version", help="model version recorded with --model")
     p.add_argument("--clip-12bit", action="store_true", help="clip to [-1024, 3071] HU first (recorded in provenance)")
     p.add_argument("--series", metavar="UID", help="SeriesInstanceUID, when IN holds several series")
-    p.add_argument("--resample", action="store_true",
-                   help="resample gantry tilt / non-uniform or missing slices instead of refusing")
     p.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
 
 
 def run(args) -> int:
     import dataclasses
 
+    from ctstudio.commands._reading import reading_options
     from ctstudio.io import read_volume, write_volume
     from ctstudio.pipelines.outputs import check_output
 
@@ -37,8 +39,7 @@ def run(args) -> int:
     opts = {}
     if args.series:
         opts["series_uid"] = args.series
-    if args.resample:
-        opts.update(tilt="resample", nonuniform="resample")
+    opts.update(reading_options(args))
     vol = read_volume(args.input, **opts)
     if args.clip_12bit:
         vol = vol.clip_to_12bit()

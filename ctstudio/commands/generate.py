@@ -14,6 +14,9 @@ DESCRIPTION = (
 
 
 def add_arguments(p) -> None:
+    from ctstudio.commands._reading import add_reading_options
+
+    add_reading_options(p)
     p.add_argument("--model", default=None, help="score model name or path (default: the bundled demo)")
     p.add_argument("--slices", type=int, required=True, help="number of slices to generate")
     p.add_argument("--seed-volume", help="a CT volume to continue (NIfTI/MHA/NRRD/DICOM)")
@@ -45,6 +48,7 @@ def run(args) -> int:
     import torch
 
     from ctstudio.commands._drive import drive
+    from ctstudio.commands._reading import reading_options
     from ctstudio.pipelines.outputs import check_output
     from ctstudio.io import read_volume, write_volume
     from ctstudio.pipelines.generate import GenerateRequest, generate
@@ -52,7 +56,7 @@ def run(args) -> int:
     check_output(args.output, [args.seed_volume], args.overwrite)
     if args.threads:
         torch.set_num_threads(args.threads)
-    seed_vol = read_volume(args.seed_volume) if args.seed_volume else None
+    seed_vol = read_volume(args.seed_volume, **reading_options(args)) if args.seed_volume else None
     req = GenerateRequest(n_slices=args.slices, model=args.model, seed_volume=seed_vol, seed_slice=args.seed_slice,
                           k=args.k, sampler=args.sampler, steps=args.steps, condition=args.condition,
                           churn=args.churn, n_corrector=args.corrector, corrector_smax=args.corrector_smax,

@@ -9,15 +9,20 @@ HELP = "print shape, spacing, HU range, kernel and geometry checks of a volume"
 
 
 def add_arguments(p) -> None:
+    from ctstudio.commands._reading import add_reading_options
+    from ctstudio.io.policy import RESAMPLE
+
+    add_reading_options(p, RESAMPLE)
     p.add_argument("path", help="DICOM folder or file, NIfTI, MHA or NRRD")
     p.add_argument("--json", action="store_true", help="print machine-readable JSON")
     p.add_argument("--series", metavar="UID", help="SeriesInstanceUID, when a folder holds several series")
 
 
 def run(args) -> int:
+    from ctstudio.commands._reading import reading_options
     from ctstudio.io.api import inspect_path
 
-    report = inspect_path(args.path, series_uid=args.series)
+    report = inspect_path(args.path, series_uid=args.series, **reading_options(args))
     if args.json:
         print(json.dumps(report, indent=2, sort_keys=True, default=str))
         return 0
