@@ -69,6 +69,8 @@ class MainWindow(QMainWindow):
 
     #: a new current volume (Volume)
     volume_changed = Signal(object)
+    #: the current volume changed in place (Volume, changed slice indices or None): slices streamed in
+    volume_updated = Signal(object, object)
     #: a load failed: the message shown to the user
     load_failed = Signal(str)
     #: a save finished: the path written
@@ -191,16 +193,30 @@ class MainWindow(QMainWindow):
         self.volume = volume
         self.volume_label = label or (Path(path).name if path else "volume")
         self.volume_path = path
-        z, y, x = volume.shape
-        sx, sy, sz = volume.spacing
-        st = volume.hu_stats()
-        self.volume_info.setText(f"{z}x{y}x{x}  {sx:.3g}x{sy:.3g}x{sz:.3g} mm  HU [{st['min']}, {st['max']}]"
-                                 + ("  SYNTHETIC" if volume.provenance.synthetic else ""))
+        self._show_volume_info(volume)
         self.setWindowTitle(f"ctstudio - {self.volume_label}")
         for a in (self.save_nifti_action, self.save_dicom_action):
             a.setEnabled(True)
         self.volume_changed.emit(volume)
         self.status(f"opened {self.volume_label}: {volume!r}", 10000)
+
+    def update_volume(self, volume: Volume, changed_slices=None) -> None:
+        """The current volume with new or changed slices (a job streaming its output): the viewer
+        updates them in place, keeping its crosshair, window, zoom and 3D camera (tabs hear
+        ``volume_updated``). ``changed_slices``: indices along the array's first axis, or None."""
+        if self.volume is None:
+            self.set_volume(volume)
+            return
+        self.volume = volume
+        self._show_volume_info(volume)
+        self.volume_updated.emit(volume, None if changed_slices is None else list(changed_slices))
+
+    def _show_volume_info(self, volume: Volume) -> None:
+        z, y, x = volume.shape
+        sx, sy, sz = volume.spacing
+        st = volume.hu_stats()
+        self.volume_info.setText(f"{z}x{y}x{x}  {sx:.3g}x{sy:.3g}x{sz:.3g} mm  HU [{st['min']}, {st['max']}]"
+                                 + ("  SYNTHETIC" if volume.provenance.synthetic else ""))
 
     # -- opening --------------------------------------------------------------------------------------------
     def _last_dir(self) -> str:

@@ -61,6 +61,88 @@ def test_render_faces_the_patient(small_phantom):
     assert xs.mean() > 64 and ys.mean() < 64
 
 
+def _offscreen(image_data, size=(128, 128)):
+    """(render window, renderer) offscreen (EGL) showing ``image_data`` with the bone preset, anterior view."""
+    from vtkmodules.vtkRenderingCore import vtkRenderWindow
+
+    from ctstudio.app.widgets.volume3d import anterior_camera, build_renderer
+
+    ren, _, _ = build_renderer(image_data, "bone")
+    rw = vtkRenderWindow()
+    rw.SetOffScreenRendering(1)
+    rw.SetSize(*size)
+    rw.AddRenderer(ren)
+    anterior_camera(ren)
+    return rw, ren
+
+
+def _grab(rw) -> np.ndarray:
+    from vtkmodules.util import numpy_support
+    from vtkmodules.vtkRenderingCore import vtkWindowToImageFilter
+
+    rw.Render()
+    grab = vtkWindowToImageFilter()
+    grab.SetInput(rw)
+    grab.SetInputBufferTypeToRGB()
+    grab.ReadFrontBufferOff()
+    grab.Update()
+    out = grab.GetOutput()
+    w, h, _ = out.GetDimensions()
+    return numpy_support.vtk_to_numpy(out.GetPointData().GetScalars()).reshape(h, w, -1)[::-1].copy()
+
+
+def _camera(ren) -> tuple:
+    cam = ren.GetActiveCamera()
+    return cam.GetPosition(), cam.GetFocalPoint(), cam.GetViewUp(), cam.GetViewAngle()
+
+
+def test_3d_image_data_updates_in_place_and_keeps_the_camera(small_phantom):
+    """Streamed slices reach the 3D scene without rebuilding it: the same vtkImageData gets the new
+    voxels, the camera stays, and the render equals a fresh scene of the new volume seen by that camera."""
+    from ctstudio.app.widgets.volume3d import make_image_data, update_image_data
+
+    img = make_image_data(small_phantom, max_dim=64)
+    rw, ren = _offscreen(img)
+    before = _grab(rw)
+    camera = _camera(ren)
+    arr = np.full(small_phantom.shape, -1000, np.int16)
+    arr[20:28, 10:20, 40:56] = 1500  # a bone block where the head was
+    block = small_phantom.with_array(arr)
+    update_image_data(img, block, max_dim=64)
+    after = _grab(rw)
+    assert _camera(ren) == camera
+    assert np.abs(after.astype(int) - before.astype(int)).mean() > 5, "the 3D render did not change"
+    fresh_rw, fresh_ren = _offscreen(make_image_data(block, max_dim=64))
+    cam = fresh_ren.GetActiveCamera()
+    cam.SetPosition(*camera[0])
+    cam.SetFocalPoint(*camera[1])
+    cam.SetViewUp(*camera[2])
+    cam.SetViewAngle(camera[3])
+    fresh_ren.ResetCameraClippingRange()
+    ren.ResetCameraClippingRange()
+    assert np.abs(_grab(fresh_rw).astype(int) - _grab(rw).astype(int)).mean() < 1.0
+    for w in (rw, fresh_rw):
+        w.Finalize()
+
+
+def test_3d_image_data_grows_at_its_patient_position(small_phantom):
+    """Eight slices added below the volume: the image gets them, and its first voxel moves down by eight
+    slices in patient space (the old voxels stay where they were under the camera)."""
+    from ctstudio.app.widgets.volume3d import make_image_data, update_image_data
+
+    img = make_image_data(small_phantom, max_dim=64)
+    z0 = img.GetOrigin()[2]
+    sz = small_phantom.spacing[2]
+    assert np.allclose(img.GetOrigin(), small_phantom.index_to_lps(0, 0, 0))
+    extra = np.full((8,) + small_phantom.shape[1:], -1000, np.int16)
+    origin = np.asarray(small_phantom.origin) - 8 * sz * np.asarray(small_phantom.direction)[:, 2]
+    grown = small_phantom.with_array(np.concatenate([extra, small_phantom.array]), origin=tuple(origin))
+    update_image_data(img, grown, max_dim=64)
+    step = max(1, int(np.ceil(max(grown.shape) / 64)))
+    assert img.GetDimensions()[2] == len(range(0, grown.shape[0], step))
+    assert abs(img.GetOrigin()[2] - (z0 - 8 * sz)) < 1e-6
+
+
 def _free_display() -> int:
     for n in range(91, 140):
         if not Path(f"/tmp/.X11-unix/X{n}").exists() and not Path(f"/tmp/.X{n}-lock").exists():

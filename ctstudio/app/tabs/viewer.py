@@ -92,6 +92,7 @@ class Tab(QWidget):
             v.probed.connect(self._probe_to_status)
         self.triplanar.cineStepped.connect(lambda *_: None)
         main_window.volume_changed.connect(self.set_volume)
+        main_window.volume_updated.connect(self.update_volume)
         self._menus: list[QMenu] | None = None
 
     # -- volume -----------------------------------------------------------------------------------
@@ -100,6 +101,11 @@ class Tab(QWidget):
         self.exit_compare()
         self.volume = volume
         self.triplanar.set_volume(volume)
+
+    def update_volume(self, volume: Volume, changed_slices=None) -> None:
+        """New or changed slices of the shown volume: shown in place, the view kept (see TriPlanar.update_volume)."""
+        self.volume = volume
+        self.triplanar.update_volume(volume, changed_slices)
 
     @property
     def views(self):

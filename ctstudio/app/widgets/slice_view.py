@@ -266,6 +266,48 @@ class SliceView(pg.GraphicsLayoutWidget):
         if reset_view:
             self.reset_view()
 
+    def update_display(self, display: DisplayVolume, cursor, changed: tuple[int, set[int]] | None = None) -> None:
+        """Show ``display`` (the shown volume updated or grown) without resetting the view.
+
+        ``cursor`` is where the shared crosshair will be in ``display`` (the same patient position as
+        now); the view is panned by the distance that position moves in this plane's image (a volume
+        grown on its top side), so it stays where it is on screen, at the same zoom. A view still
+        fitting the whole image (never zoomed or panned) refits when the image grows. ``changed`` =
+        (canonical axis, slice indices along it) that changed; ``None`` = anything may have. The
+        slice on screen is re-sliced only if it shows a changed voxel (the shared state's cursor
+        signal then redraws it)."""
+        old = self.display
+        if old is None:
+            self.set_volume(display, reset_view=True)
+            return
+        grown = display.shape != old.shape
+        self.display = display
+        if grown or changed is None or self._shows_changed(*changed):
+            self._shown = None
+        if grown:
+            if self._auto_fit:
+                self.reset_view()
+                return
+            before = self._screen_pos(old, self.state.cursor)
+            after = self._screen_pos(display, cursor)
+            self.vb.translateBy(x=after[0] - before[0], y=after[1] - before[1])
+
+    def _shows_changed(self, axis: int, indices: set[int]) -> bool:
+        """Whether the slice (or slab) on screen shows a voxel of the slices ``indices`` along ``axis``."""
+        spec = PLANE_SPECS[self.plane]
+        if spec.fixed != axis:
+            return bool(indices)  # an in-plane axis: every changed slice crosses this image
+        index = self.slice_index
+        mode, thick = self.state.slab
+        lo, hi = (self.display.slab_range(self.plane, index, thick) if mode != "none" and thick > 0
+                  else (index, index + 1))
+        return any(lo <= i < hi for i in indices)
+
+    def _screen_pos(self, display: DisplayVolume, cursor) -> tuple[float, float]:
+        row, col = display.to_screen(self.plane, cursor)
+        rmm, cmm = display.pixel_mm(self.plane)
+        return (col + 0.5) * cmm, (row + 0.5) * rmm
+
     def set_plane(self, plane: str) -> None:
         if plane not in PLANE_SPECS:
             raise ValueError(f"plane must be one of {tuple(PLANE_SPECS)}, got {plane!r}")
@@ -343,9 +385,7 @@ class SliceView(pg.GraphicsLayoutWidget):
 
     def screen_pos_of(self, cursor) -> tuple[float, float]:
         """View coordinates (mm) of the centre of the canonical voxel ``cursor`` in this plane."""
-        row, col = self.display.to_screen(self.plane, cursor)
-        rmm, cmm = self.display.pixel_mm(self.plane)
-        return (col + 0.5) * cmm, (row + 0.5) * rmm
+        return self._screen_pos(self.display, cursor)
 
     # -- rendering ----------------------------------------------------------------------------------
     def refresh(self) -> None:

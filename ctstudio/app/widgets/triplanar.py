@@ -88,6 +88,36 @@ class TriPlanar(QWidget):
         if self.view3d is not None:
             self.view3d.set_volume(self.display)
 
+    def update_volume(self, volume: Volume, changed_slices=None) -> None:
+        """Show ``volume`` in place of the one shown, as a stream of new slices does, keeping the view.
+
+        ``volume`` is the shown volume with some slices changed (``changed_slices``: indices along
+        ``volume.array``'s first axis; ``None`` = any may have changed) or the shown volume grown or
+        re-gridded. The crosshair stays on the same patient position (LPS), the window / level, the
+        zoom and pan, the thick slab, the cine and the 3D camera stay as they are; only the views whose
+        slice shows a changed voxel are re-sliced, and the 3D view updates its image data in place.
+        With nothing shown yet this is :meth:`set_volume`.
+        """
+        if self.display is None or volume is None:
+            self.set_volume(volume)
+            return
+        old = self.display
+        lps = old.lps(self.state.cursor)
+        new = DisplayVolume(volume)
+        changed = None
+        if changed_slices is not None and new.shape == old.shape:
+            axis = new.canonical_axis_of(0)
+            n = new.shape[axis]
+            changed = (axis, {n - 1 - int(k) if new.flip[axis] else int(k) for k in changed_slices})
+        cursor = new.cursor_at_lps(lps)
+        self.volume = volume
+        self.display = new
+        for v in self.views.values():
+            v.update_display(new, cursor, changed)
+        self.state.set_shape(new.shape, cursor=cursor)
+        if self.view3d is not None:
+            self.view3d.update_volume(new)
+
     def set_bindings(self, bindings: Bindings) -> None:
         self.bindings = bindings
         for v in self.views.values():

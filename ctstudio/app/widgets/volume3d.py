@@ -41,24 +41,41 @@ def can_embed_vtk() -> bool:
 
 
 def make_image_data(volume: Volume | DisplayVolume, max_dim: int = 192):
-    """vtkImageData of the volume in canonical orientation (x = patient left, y = posterior, z = superior)."""
+    """vtkImageData of the volume in canonical orientation (x = patient left, y = posterior, z = superior),
+    placed at its patient position (LPS mm), subsampled to at most ``max_dim`` voxels per axis."""
+    dm, _ = _vtk()
+    img = dm.vtkImageData()
+    update_image_data(img, volume, max_dim)
+    return img
+
+
+def update_image_data(img, volume: Volume | DisplayVolume, max_dim: int = 192) -> None:
+    """Put ``volume`` into the existing vtkImageData ``img`` in place (what a renderer already shows).
+
+    Same grid: the voxels are copied into the existing scalar array; a grown volume: the image gets the
+    new dimensions and scalars. The image is placed at the patient position (LPS mm) of its first
+    canonical voxel, so a volume grown on its inferior side stays where it was under the camera."""
     from vtkmodules.util import numpy_support
     from vtkmodules.util.vtkConstants import VTK_SHORT
 
-    dm, _ = _vtk()
     disp = volume if isinstance(volume, DisplayVolume) else DisplayVolume(volume)
     step = max(1, math.ceil(max(disp.shape) / max_dim))
     arr = np.ascontiguousarray(disp.array[::step, ::step, ::step], dtype=np.int16)
     # canonical array is [S, P, L]; VTK wants x (L) fastest, which is C order of [S, P, L]
-    img = dm.vtkImageData()
-    img.SetDimensions(arr.shape[2], arr.shape[1], arr.shape[0])
+    dims = (arr.shape[2], arr.shape[1], arr.shape[0])
     ss, sp, sl = disp.spacing
     img.SetSpacing(sl * step, sp * step, ss * step)
-    img.SetOrigin(0.0, 0.0, 0.0)
-    vtk_arr = numpy_support.numpy_to_vtk(arr.ravel(order="C"), deep=True, array_type=VTK_SHORT)
-    vtk_arr.SetName("HU")
-    img.GetPointData().SetScalars(vtk_arr)
-    return img
+    img.SetOrigin(*(float(v) for v in disp.lps((0, 0, 0))))  # LPS = VTK x (L), y (P), z (S)
+    scalars = img.GetPointData().GetScalars()
+    if scalars is not None and tuple(img.GetDimensions()) == dims and scalars.GetDataType() == VTK_SHORT:
+        numpy_support.vtk_to_numpy(scalars)[:] = arr.ravel(order="C")
+        scalars.Modified()
+    else:
+        img.SetDimensions(*dims)
+        vtk_arr = numpy_support.numpy_to_vtk(arr.ravel(order="C"), deep=True, array_type=VTK_SHORT)
+        vtk_arr.SetName("HU")
+        img.GetPointData().SetScalars(vtk_arr)
+    img.Modified()
 
 
 def apply_preset(prop, mapper, name: str) -> None:
@@ -200,6 +217,7 @@ class Volume3D(QWidget):
         self.renderer = None
         self.actor = None
         self.mapper = None
+        self.image_data = None
         self.vtk_widget.Initialize()
 
     def set_volume(self, volume: Volume | DisplayVolume | None) -> None:
@@ -207,11 +225,21 @@ class Volume3D(QWidget):
             self.render_window.RemoveRenderer(self.renderer)
             self.renderer = None
         if volume is None:
+            self.image_data = None
             self.render_window.Render()
             return
-        self.renderer, self.actor, self.mapper = build_renderer(make_image_data(volume, self.max_dim), self.preset)
+        self.image_data = make_image_data(volume, self.max_dim)
+        self.renderer, self.actor, self.mapper = build_renderer(self.image_data, self.preset)
         self.render_window.AddRenderer(self.renderer)
         anterior_camera(self.renderer)
+        self.render_window.Render()
+
+    def update_volume(self, volume: Volume | DisplayVolume) -> None:
+        """The shown volume with new slices (or grown): new voxels in the same scene, the camera kept."""
+        if self.image_data is None:
+            self.set_volume(volume)
+            return
+        update_image_data(self.image_data, volume, self.max_dim)
         self.render_window.Render()
 
     def set_preset(self, name: str) -> None:
