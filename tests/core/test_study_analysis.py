@@ -161,3 +161,179 @@ def test_fleiss_kappa_hand_value():
         columns=["reader", "case", "case_class", "structure", "score"])
     # P_i = [1, 1, 1/3, 1] -> P_bar = 5/6; p_j = [4/12, 8/12] -> P_e = 5/9; kappa = (5/6-5/9)/(1-5/9) = 0.625
     assert analysis.agreement(long_df)["kappa"] == pytest.approx(0.625)
+
+
+# -- per-reader binomial columns, pooling and the study summary pinned independently (issue 11) ------------
+def test_per_reader_binomial_columns_match_scipy_binomtest():
+    """Both p-value columns against scipy.stats.binomtest, including readers below chance, where the
+    two-sided p is not the one-sided one."""
+    data = {"hi": [1] * 9 + [0], "mid": [1] * 5 + [0] * 5, "lo": [1] * 2 + [0] * 8, "zero": [0] * 10,
+            "six": [1] * 6 + [0] * 4}
+    rd = analysis.per_reader(_rows(data)).set_index("reader")
+    for reader, answers in data.items():
+        k, n = sum(answers), len(answers)
+        assert rd.loc[reader, "n"] == n and rd.loc[reader, "correct"] == k
+        assert rd.loc[reader, "success_rate"] == pytest.approx(k / n)
+        two = stats.binomtest(k, n, 0.5, alternative="two-sided").pvalue
+        greater = stats.binomtest(k, n, 0.5, alternative="greater").pvalue
+        assert rd.loc[reader, "p_binom_two_sided"] == pytest.approx(two, abs=1e-12)
+        assert rd.loc[reader, "p_binom_greater"] == pytest.approx(greater, abs=1e-12)
+    # by hand: 2/10 -> two-sided 2 * 56/1024, one-sided P(X >= 2) = 1013/1024; 5/10 -> two-sided 1
+    assert rd.loc["lo", "p_binom_two_sided"] == pytest.approx(112 / 1024)
+    assert rd.loc["lo", "p_binom_greater"] == pytest.approx(1013 / 1024)
+    assert rd.loc["mid", "p_binom_two_sided"] == pytest.approx(1.0)
+    assert rd.loc["zero", "p_binom_two_sided"] == pytest.approx(2 / 1024)
+    assert rd.loc["six", "median_response_ms"] == pytest.approx(1005.5)  # questions 1..10 -> 1001..1010 ms
+
+
+def test_binomial_functions_by_hand_below_chance():
+    assert analysis.binom_p_two_sided(1, 10) == pytest.approx(22 / 1024)
+    assert analysis.binom_p_two_sided(5, 10) == pytest.approx(1.0)
+    assert analysis.binom_p_greater(1, 10) == pytest.approx(1023 / 1024)
+    assert analysis.binom_p_greater(3, 4, p=0.25) == pytest.approx(4 * 0.25 ** 3 * 0.75 + 0.25 ** 4)
+
+
+def test_pool_bins_by_hand_for_twenty_readers():
+    """20 x Binomial(10, 1/2): tails pool to [0..4] (7.54) and [6..10] (7.54); the middle bin 5 (4.92)
+    then joins its smaller neighbour, the left one on a tie."""
+    expected = 20 * stats.binom.pmf(np.arange(11), 10, 0.5)
+    assert analysis.pool_bins(expected, 5.0) == [[0, 1, 2, 3, 4, 5], [6, 7, 8, 9, 10]]
+    # a lower threshold leaves more bins: 2.34 + 0.88 ... by hand with min 2: [0..3] 3.43, 4, 5, 6, [7..10]
+    assert analysis.pool_bins(expected, 2.0) == [[0, 1, 2, 3], [4], [5], [6], [7, 8, 9, 10]]
+    # an interior sparse bin joins the smaller neighbour
+    assert analysis.pool_bins(np.array([6.0, 1.0, 9.0, 6.0]), 5.0) == [[0, 1], [2], [3]]
+    assert analysis.pool_bins(np.array([6.0, 9.0, 1.0, 6.0]), 5.0) == [[0], [1], [2, 3]]
+    assert analysis.pool_bins(np.array([1.0, 1.0]), 5.0) == [[0, 1]]
+
+
+def test_chi_square_with_everything_pooled_falls_back_to_monte_carlo():
+    res = analysis.chi_square_gof_binomial([5, 6, 4], 10, n_mc=500, seed=0)
+    assert res["pooled_bins"] == [[0, 10]] and res["dof"] == 0
+    assert res["statistic"] is None and res["p_value"] is None
+    assert res["expected_counts_small"] is True and res["recommended"] == "monte_carlo"
+    assert res["observed"] == [0, 0, 0, 0, 1, 1, 1, 0, 0, 0, 0] and res["n_readers"] == 3
+    assert res["expected"][5] == pytest.approx(3 * 252 / 1024, abs=1e-4)
+    assert res["mc_draws"] == 500 and 0 < res["mc_p_value"] <= 1
+
+
+def test_chi_square_statistic_by_hand():
+    """40 readers of n = 2: expected 10, 20, 10; observed 14, 16, 10 -> X2 = 1.6 + 0.8 + 0 = 2.4, 2 dof."""
+    res = analysis.chi_square_gof_binomial([0] * 14 + [1] * 16 + [2] * 10, 2, n_mc=200)
+    assert res["pooled_bins"] == [[0, 0], [1, 1], [2, 2]]
+    assert res["statistic"] == pytest.approx(2.4) and res["dof"] == 2
+    assert res["p_value"] == pytest.approx(np.exp(-1.2))  # chi2(2) survival = exp(-x/2)
+    assert res["mc_statistic"] == pytest.approx(2.4)
+    assert res["recommended"] == "chi_square" and res["expected_counts_small"] is False
+
+
+def test_analyze_pair_study_summary_and_unfinished_readers():
+    data = {"a": [1] * 8 + [0] * 2, "b": [1] * 6 + [0] * 4, "c": [1, 1, 0]}  # c stopped after 3 questions
+    res = analysis.analyze(_rows(data))
+    assert res["kind"] == "pair" and res["n_responses"] == 23 and res["n_readers"] == 3
+    assert res["overall"] == {"n": 23, "correct": 16, "success_rate": pytest.approx(16 / 23)}
+    assert res["gof"]["n_per_reader"] == 10 and res["gof"]["n_readers"] == 2
+    assert "1 reader(s) with an unfinished session (n != 10)" in res["gof"]["note"]
+    full = analysis.analyze(_rows({"a": [1] * 8 + [0] * 2, "b": [1] * 6 + [0] * 4}))
+    assert "note" not in full["gof"]
+    assert analysis.analyze([]) == {"kind": None, "n_responses": 0, "note": "no responses recorded yet"}
+
+
+def test_question_index_test_needs_several_readers_and_variation():
+    one = analysis.question_index_test(_rows({"a": [1, 0, 1, 0]}))
+    assert one["kruskal_h"] is None and one["conover"] is None and "more answers than indices" in one["note"]
+    same = analysis.question_index_test(_rows({"a": [1, 1, 1], "b": [1, 1, 1]}))
+    assert same["kruskal_p"] is None and same["success_by_question"] == {1: 1.0, 2: 1.0, 3: 1.0}
+    two = analysis.question_index_test(_rows({"a": [1, 0, 1], "b": [1, 1, 0], "c": [0, 1, 1]}))
+    assert two["n_by_question"] == {1: 3, 2: 3, 3: 3}
+    assert two["success_by_question"] == {1: pytest.approx(2 / 3), 2: pytest.approx(2 / 3), 3: pytest.approx(2 / 3)}
+    h, p = stats.kruskal([1, 1, 0], [0, 1, 1], [1, 0, 1])
+    assert two["kruskal_h"] == pytest.approx(h) and two["kruskal_p"] == pytest.approx(p)
+    assert two["conover"].shape == (3, 3)
+
+
+def test_group_table_and_stratified_tests_edge_cases():
+    data = {"a": [1] * 7 + [0] * 3, "b": [1] * 7 + [0] * 3, "c": [1] * 4 + [0] * 6}
+    survey = {"a": {"specialty": "neuro", "screening": 1, "radiologist": 1},
+              "b": {"specialty": "chest", "screening": 1, "radiologist": 1},
+              "c": {"specialty": "body", "screening": 0, "radiologist": 1}}
+    rd = analysis.per_reader(_rows(data, survey))
+    g = analysis.group_table(rd).set_index(["stratum", "group"])
+    assert g.loc[("all", "all readers"), "sd_success"] == pytest.approx(np.std([0.7, 0.7, 0.4], ddof=1))
+    assert g.loc[("screening", "works in screening"), "sd_success"] == 0.0  # identical rates: exactly 0
+    assert np.isnan(g.loc[("screening", "no screening"), "sd_success"])     # one reader: no SD
+    assert g.loc[("specialty", "body"), "mean_success"] == pytest.approx(0.4)
+    assert ("certification", "neither") not in g.index  # nobody answered the certification questions
+    strat = {s["stratum"]: s for s in analysis.stratified_tests(rd)}
+    assert strat["radiologist"]["test"] is None and strat["radiologist"]["note"] == "fewer than two groups"
+    assert strat["certification"]["groups"] == {}
+    h, p = stats.kruskal([0.7], [0.7], [0.4])
+    assert strat["specialty"]["test"] == "Kruskal-Wallis" and strat["specialty"]["p_value"] == pytest.approx(p)
+    u, p2 = stats.mannwhitneyu([0.4], [0.7, 0.7], alternative="two-sided")  # groups in sorted order: 0, 1
+    assert strat["screening"]["statistic"] == pytest.approx(u) and strat["screening"]["p_value"] == pytest.approx(p2)
+    flat = analysis.per_reader(_rows({"a": [1, 0], "b": [0, 1], "c": [1, 0]},
+                                     {"a": {"specialty": "x"}, "b": {"specialty": "y"}, "c": {"specialty": "z"}}))
+    rec = {s["stratum"]: s for s in analysis.stratified_tests(flat)}["specialty"]
+    assert rec["p_value"] is None and rec["note"] == "all values identical"
+
+
+def test_continuity_long_and_table_by_hand():
+    rows = _cont_rows([("x", "k1", "real", {"skull": 3, "orbits": 2}), ("x", "k2", "real", {"skull": 2}),
+                       ("x", "k3", "synthetic", {"skull": 1, "orbits": 2}), ("y", "k3", "synthetic", {"skull": 2})])
+    rows.append({"study": "c", "kind": "continuity", "reader": "y", "case_token": "k9", "case_class": "real",
+                 "scores_json": None, "question_index": 9})  # skipped: no scores yet
+    rows.append({"study": "c", "kind": "pair", "reader": "y", "case_token": "k8", "case_class": "real",
+                 "scores_json": json.dumps({"skull": 3}), "question_index": 10})  # skipped: not continuity
+    long_df = analysis.continuity_long(rows)
+    assert len(long_df) == 6 and set(long_df["case"]) == {"k1", "k2", "k3"}
+    t = analysis.continuity_table(long_df).set_index("structure")
+    assert list(t.index) == ["skull", "orbits"]  # order of first appearance
+    assert t.loc["skull", "n_real"] == 2 and t.loc["skull", "real_mean"] == 2.5
+    assert t.loc["skull", "real_sd"] == pytest.approx(np.std([3, 2], ddof=1))
+    assert t.loc["skull", "synthetic_mean"] == 1.5 and t.loc["skull", "n_synthetic"] == 2
+    u, p = stats.mannwhitneyu([3, 2], [1, 2], alternative="two-sided")
+    assert t.loc["skull", "mannwhitney_u"] == pytest.approx(u) and t.loc["skull", "p_value"] == pytest.approx(p)
+    # orbits: one real, one synthetic, both 2 -> no test, no SD
+    assert np.isnan(t.loc["orbits", "p_value"]) and np.isnan(t.loc["orbits", "real_sd"])
+    assert t.loc["orbits", "real_mean"] == 2 and t.loc["orbits", "synthetic_mean"] == 2
+    only = analysis.continuity_table(long_df, ["orbits"])
+    assert list(only["structure"]) == ["orbits"]
+    none = analysis.continuity_table(long_df[long_df.case_class == "real"], ["skull"]).iloc[0]
+    assert none["n_synthetic"] == 0 and np.isnan(none["synthetic_mean"]) and np.isnan(none["p_value"])
+
+
+def test_cohen_kappa_by_hand_and_agreement_edge_cases():
+    def long(recs):
+        return pd.DataFrame(recs, columns=["reader", "case", "case_class", "structure", "score"])
+
+    # 4 items, x = 1 2 3 3, y = 1 2 3 1: po = 3/4, pe = (1*2 + 1*1 + 2*1)/16 = 5/16 -> kappa = 7/11
+    recs = [(r, f"i{i}", "real", "s", v) for r, vals in (("x", [1, 2, 3, 3]), ("y", [1, 2, 3, 1]))
+            for i, v in enumerate(vals)]
+    ag = analysis.agreement(long(recs))
+    assert ag["method"] == "cohen" and ag["n_items"] == 4 and ag["kappa"] == pytest.approx(7 / 11)
+    assert ag["readers"] == ["x", "y"]
+    # a reader who saw i0 twice (1 and 3) counts with the mean, 2 -> now disagrees with y's 1 on i0
+    twice = analysis.agreement(long(recs + [("x", "i0", "real", "s", 3)]))
+    # x = 2 2 3 3, y = 1 2 3 1: po = 2/4, pe = (0*2 + 2*1 + 2*1)/16 = 1/4 -> kappa = 1/3
+    assert twice["kappa"] == pytest.approx(1 / 3)
+    assert analysis.agreement(long([]))["method"] is None
+    alone = analysis.agreement(long([("x", "i0", "real", "s", 1), ("x", "i1", "real", "s", 2)]))
+    assert alone["kappa"] is None and alone["n_items"] == 0
+    apart = analysis.agreement(long([("x", "i0", "real", "s", 1), ("y", "i1", "real", "s", 2)]))
+    assert apart["kappa"] is None and "two or more readers" in apart["note"]
+    one_shared = analysis.agreement(long([("x", "i0", "real", "s", 1), ("y", "i0", "real", "s", 1),
+                                          ("y", "i1", "real", "s", 2)]))
+    assert one_shared["method"] == "cohen" and one_shared["kappa"] is None and one_shared["n_items"] == 1
+
+
+def test_fleiss_uses_the_most_common_number_of_raters():
+    """Items rated by 3 readers are the most common; the one item rated by 2 is left out."""
+    recs = [("r1", "i1", "s", 1), ("r2", "i1", "s", 1), ("r3", "i1", "s", 1),
+            ("r1", "i2", "s", 2), ("r2", "i2", "s", 2), ("r3", "i2", "s", 2),
+            ("r1", "i3", "s", 1), ("r2", "i3", "s", 2), ("r3", "i3", "s", 2),
+            ("r1", "i4", "s", 2), ("r2", "i4", "s", 2), ("r3", "i4", "s", 2),
+            ("r1", "i5", "s", 1), ("r2", "i5", "s", 3)]
+    long_df = pd.DataFrame([(r, c, "real", s, v) for r, c, s, v in recs],
+                           columns=["reader", "case", "case_class", "structure", "score"])
+    ag = analysis.agreement(long_df)
+    assert ag["method"] == "fleiss" and ag["raters_per_item"] == 3 and ag["n_items"] == 4
+    assert ag["kappa"] == pytest.approx(0.625)  # the hand value of test_fleiss_kappa_hand_value
