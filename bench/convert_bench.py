@@ -28,7 +28,8 @@ DATA = Path(os.environ.get("CTSTUDIO_SHARED_DATA", ROOT.parent / "shared" / "dat
 def seams(model_name: str, crop: int) -> list[tuple]:
     from ctstudio.io import read_volume
     from ctstudio.translation.blocks import seam_score
-    from ctstudio.translation.cgan import CGANModel, degrade, psnr
+    from ctstudio.metrics.ssim import psnr
+    from ctstudio.translation.cgan import CGANModel, degrade
 
     model = CGANModel.load(model_name)
     v = read_volume(DATA / "chest-ct-philips-bigbore" / "chest_ct_slices038-101.nii.gz").array

@@ -58,15 +58,15 @@ def choose_target(domains: list[str], source_kernel: str | None, target: str | N
 
 def reference_scores(reference: Volume, volume: Volume) -> dict:
     """PSNR (dB) and SSIM of ``volume`` against ``reference``, over the volume and per axial slice."""
-    from ctstudio.metrics.ssim import psnr, ssim
+    from ctstudio.metrics.ssim import psnr, psnr_ssim_per_slice, ssim
 
     if reference.shape != volume.shape:
         raise InputError(f"the reference has shape {reference.shape}, the volume {volume.shape}",
                          hint="the reference must be the same scan on the same grid")
     r, v = reference.array, volume.array
-    return {"psnr_db": psnr(r, v), "ssim": ssim(r, v),
-            "psnr_db_per_slice": [psnr(r[k], v[k]) for k in range(r.shape[0])],
-            "ssim_per_slice": [ssim(r[k], v[k]) for k in range(r.shape[0])]}
+    per_slice = psnr_ssim_per_slice(r, v)
+    return {"psnr_db": psnr(r, v), "ssim": ssim(r, v), "psnr_db_per_slice": per_slice["psnr_db"],
+            "ssim_per_slice": per_slice["ssim"]}
 
 
 def convert(req: ConvertRequest, cancel=None) -> Generator[dict, None, ConvertResult]:

@@ -23,9 +23,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ctstudio.io import VOLUME_SUFFIXES
 from ctstudio.errors import ConfigError, InputError
 from ctstudio.imaging.intensity import HURange, hu_to_model
+from ctstudio.io import VOLUME_SUFFIXES
+from ctstudio.metrics.ssim import psnr, ssim
 from ctstudio.models.unet3d import PatchCritic3D, UNet3DGenerator
 from ctstudio.training.trainer import Recipe
 from ctstudio.translation import cgan
@@ -239,10 +240,10 @@ class CGANRecipe(Recipe):
             self.G.train(training)
         out = np.rint(np.clip(out, c.hu_lower, c.hu_upper))
         rows = [
-            {"method": f"degraded input ({c.task})", "psnr": round(cgan.psnr(cond, clean), 3),
-             "ssim": round(cgan.ssim(cond, clean), 4)},
-            {"method": f"cGAN output (overlap {c.eval_overlap})", "psnr": round(cgan.psnr(out, clean), 3),
-             "ssim": round(cgan.ssim(out, clean), 4)},
+            {"method": f"degraded input ({c.task})", "psnr": round(psnr(clean, cond), 3),
+             "ssim": round(ssim(clean, cond), 4)},
+            {"method": f"cGAN output (overlap {c.eval_overlap})", "psnr": round(psnr(clean, out), 3),
+             "ssim": round(ssim(clean, out), 4)},
         ]
         return {"evaluation": {"heldout": f"last {c.holdout} slices of {self._sources[0]} "
                                           f"(after a {c.gap}-slice gap), shape {list(clean.shape)}",

@@ -21,9 +21,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ctstudio.io import VOLUME_SUFFIXES
 from ctstudio.errors import ConfigError, InputError
 from ctstudio.imaging.intensity import HURange, hu_to_model
+from ctstudio.io import VOLUME_SUFFIXES
 from ctstudio.models.stargan import StarGenerator, UNetDiscriminator
 from ctstudio.training.trainer import Recipe
 from ctstudio.translation import ggcl
@@ -299,7 +299,7 @@ class GGCLRecipe(Recipe):
         c = self.config
         if not c.paired or c.holdout <= 0:
             return {}
-        from ctstudio.translation.cgan import psnr, ssim
+        from ctstudio.metrics.ssim import psnr, ssim
 
         held = self.heldout_slices()
         conv = self.converter()

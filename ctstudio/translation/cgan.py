@@ -91,22 +91,6 @@ def random_block(volume_hu: np.ndarray, block: int, rng: np.random.Generator, mi
     return np.asarray(b, dtype=np.float32)
 
 
-def psnr(a: np.ndarray, b: np.ndarray, data_range: float = 4095.0) -> float:
-    mse = float(np.mean((np.asarray(a, np.float64) - np.asarray(b, np.float64)) ** 2))
-    return float("inf") if mse == 0 else float(10 * np.log10(data_range ** 2 / mse))
-
-
-def ssim(a: np.ndarray, b: np.ndarray, data_range: float = 4095.0) -> float:
-    """Mean SSIM (scikit-image; 2D slice by slice for 3D input, averaged)."""
-    from skimage.metrics import structural_similarity
-
-    a = np.asarray(a, np.float64)
-    b = np.asarray(b, np.float64)
-    if a.ndim == 2:
-        return float(structural_similarity(a, b, data_range=data_range))
-    return float(np.mean([structural_similarity(x, y, data_range=data_range) for x, y in zip(a, b)]))
-
-
 class CGANModel:
     """A trained cGAN generator ready for inference (loaded from a ``kind="cgan"`` model file)."""
 

@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from ctstudio.translation.cgan import CGANModel, degrade, psnr, ssim
+from ctstudio.metrics.ssim import psnr, ssim
+from ctstudio.translation.cgan import CGANModel, degrade
 
 MODEL = "cgan-chest-denoise"
 

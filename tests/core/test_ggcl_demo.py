@@ -4,7 +4,7 @@ kernel pairs (no licence: test-only, never shipped) as an outside check."""
 import numpy as np
 import pytest
 
-from ctstudio.translation.cgan import psnr, ssim
+from ctstudio.metrics.ssim import psnr, ssim
 
 MODEL = "ggcl-phantom-ub-ya"
 

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from scipy.ndimage import gaussian_filter
 
-from ctstudio.translation.cgan import psnr
+from ctstudio.metrics.ssim import psnr
 
 
 def _hf(a):
