@@ -36,3 +36,25 @@ def phantom():
     from ctstudio.imaging.phantom import head_phantom
 
     return head_phantom()
+
+
+@pytest.fixture
+def one_torch_thread():
+    """One torch thread for the test: on a shared 2-core CPU two threads thrash (4x slower here)."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="session")
+def phantom_file(tmp_path_factory):
+    """A small noisy head phantom (12 x 32 x 32) written as NIfTI: training data for tiny runs."""
+    from ctstudio.imaging.phantom import head_phantom
+    from ctstudio.io import write_volume
+
+    p = tmp_path_factory.mktemp("data") / "phantom.nii.gz"
+    write_volume(head_phantom(shape=(12, 32, 32), noise_sd=10.0, seed=0), p)
+    return p

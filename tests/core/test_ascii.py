@@ -15,12 +15,7 @@ from ctstudio.models.score_unet import ScoreModel
 from ctstudio.training.recipe_score import ScoreTrainConfig, model_config
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module", params=[2, 3])

@@ -9,12 +9,7 @@ from ctstudio.imaging.intensity import intensity_drift as intensity_shift
 from ctstudio.imaging.intensity import intensity_drift_hu as shift_hu
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -12,23 +12,12 @@ from ctstudio.jobs import CancelToken, run_job, validate_event
 from ctstudio.pipelines.train import TrainRequest, train
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
-def data_file(tmp_path_factory):
-    from ctstudio.imaging.phantom import head_phantom
-    from ctstudio.io import write_volume
-
-    vol = head_phantom(shape=(12, 32, 32), noise_sd=10.0, seed=0)
-    p = tmp_path_factory.mktemp("data") / "scan.nii.gz"
-    write_volume(vol, p)
-    return p
+def data_file(phantom_file):
+    return phantom_file
 
 
 def _req(data_file, out, **kw):

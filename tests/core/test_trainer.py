@@ -12,23 +12,12 @@ from ctstudio.training.recipes import build_recipe
 from ctstudio.training.trainer import Trainer
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """One torch thread: on a shared 2-core CPU two threads thrash (4x slower here)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
-def data_file(tmp_path_factory):
-    from ctstudio.imaging.phantom import head_phantom
-    from ctstudio.io import write_volume
-
-    p = tmp_path_factory.mktemp("data") / "phantom.nii.gz"
-    write_volume(head_phantom(shape=(12, 32, 32), noise_sd=10.0, seed=0), p)
-    return p
+def data_file(phantom_file):
+    return phantom_file
 
 
 def _trainer(kind, data_file, out, steps, **kw):
