@@ -158,6 +158,40 @@ class MainWindow(QMainWindow):
                     restore()
 
     # -- what tabs use ------------------------------------------------------------------------------------
+    def set_reader_lock(self, locked: bool, owner: QWidget | None = None) -> None:
+        """Lock the window to ``owner`` (a reader session) or unlock it. While locked every other tab,
+        every menu action (File > Open, recent files, save, tab menus) and drag and drop are disabled,
+        so nothing that could unblind a reader is reachable; unlocking restores what was enabled."""
+        if locked == bool(getattr(self, "_reader_lock_saved", None)):
+            return
+        if locked:
+            saved: list = []
+            for i in range(self.tabs.count()):
+                if self.tabs.widget(i) is not owner:
+                    saved.append(("tab", i, self.tabs.isTabEnabled(i)))
+                    self.tabs.setTabEnabled(i, False)
+            stack = list(self.menuBar().actions())
+            while stack:
+                a = stack.pop()
+                saved.append(("action", a, a.isEnabled()))
+                a.setEnabled(False)
+                if a.menu() is not None:
+                    stack.extend(a.menu().actions())
+            saved.append(("drops", None, self.acceptDrops()))
+            self.setAcceptDrops(False)
+            if owner is not None:
+                self.tabs.setCurrentWidget(owner)
+            self._reader_lock_saved = saved
+        else:
+            for what, obj, enabled in self._reader_lock_saved:
+                if what == "tab":
+                    self.tabs.setTabEnabled(obj, enabled)
+                elif what == "action":
+                    obj.setEnabled(enabled)
+                else:
+                    self.setAcceptDrops(enabled)
+            self._reader_lock_saved = None
+
     def tab(self, title: str) -> QWidget | None:
         return self._tab_widgets.get(title)
 
