@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -150,9 +151,9 @@ def _free_display() -> int:
     raise RuntimeError("no free X display number")
 
 
-@pytest.mark.xvfb
-@pytest.mark.slow
-def test_3d_view_in_a_real_window_under_xvfb(tmp_path, sample_path):
+@contextlib.contextmanager
+def _xvfb_env():
+    """Start Xvfb on a free display; yields the environment for a child process that uses it (xcb)."""
     xvfb = shutil.which("Xvfb")
     if xvfb is None:
         pytest.fail("Xvfb is not installed: ./test.sh installs it (apt-get install xvfb xauth)")
@@ -167,6 +168,16 @@ def test_3d_view_in_a_real_window_under_xvfb(tmp_path, sample_path):
             time.sleep(0.1)
         env = dict(os.environ, DISPLAY=f":{n}", QT_QPA_PLATFORM="xcb")
         env.pop("VTK_DEFAULT_OPENGL_WINDOW", None)  # the Qt widget needs an X (GLX) window
+        yield env
+    finally:
+        server.terminate()
+        server.wait(10)
+
+
+@pytest.mark.xvfb
+@pytest.mark.slow
+def test_3d_view_in_a_real_window_under_xvfb(tmp_path, sample_path):
+    with _xvfb_env() as env:
         png = tmp_path / "screen.png"
         res = subprocess.run([sys.executable, str(HERE / "xvfb_app_script.py"), str(sample_path), str(png),
                               str(tmp_path / "settings.ini"), "bone"], env=env, cwd=ROOT,
@@ -174,9 +185,6 @@ def test_3d_view_in_a_real_window_under_xvfb(tmp_path, sample_path):
         assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-3000:]
         info = json.loads(res.stdout.strip().splitlines()[-1])
         assert info["platform"] == "xcb"
-    finally:
-        server.terminate()
-        server.wait(10)
     from PIL import Image
 
     screen = np.asarray(Image.open(png).convert("RGB"))
@@ -191,3 +199,48 @@ def test_3d_view_in_a_real_window_under_xvfb(tmp_path, sample_path):
     after = np.asarray(Image.open(str(png).replace(".png", "_after.png")).convert("RGB"))[y:y + h, x:x + w]
     assert _foreground(after) > 0.05, "the 3D view is blank after a new volume"
     assert np.abs(after.astype(int) - render.astype(int)).mean() > 5, "the 3D view did not follow the new volume"
+
+
+@pytest.mark.xvfb
+@pytest.mark.slow
+def test_keys_over_the_3d_view_do_what_the_menus_say(tmp_path):
+    """Issue 16: with the focus on the 3D view, 1-9 and 0 choose their window presets (the Window menu),
+    and VTK's own key bindings (3 stereo, w/s wireframe/surface, j/t, f, p, r, u, e/q exit) never fire,
+    whether the window is the active one or not (a test X server leaves it inactive)."""
+    from ctstudio.app.widgets.window_bar import PRESET_KEYS
+
+    with _xvfb_env() as env:
+        res = subprocess.run([sys.executable, str(HERE / "xvfb_keys_script.py"), str(tmp_path / "settings.ini")],
+                             env=env, cwd=ROOT, capture_output=True, text=True, encoding="utf-8", timeout=180)
+    assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-3000:]
+    info = json.loads(res.stdout.strip().splitlines()[-1])
+    assert info["platform"] == "xcb" and info["alive"]
+    expected = {key: name for name, key in PRESET_KEYS.items()}
+    assert expected["3"] == "subdural"
+    for round_name, r in info["rounds"].items():
+        assert r["presets"] == expected, round_name
+        assert r["vtk_key_events"] == {"CharEvent": 0, "KeyPressEvent": 0, "KeyReleaseEvent": 0, "ExitEvent": 0}
+        assert r["stereo"] == 0 and r["camera_kept"], round_name
+        assert r["style"] == info["style_at_start"] == "vtkInteractorStyleTrackballCamera"
+    assert info["rounds"]["active"]["window_active"] and not info["rounds"]["inactive"]["window_active"]
+
+
+@pytest.mark.parametrize(("key", "modifiers", "expect"), [
+    ("3", "", "subdural"), ("0", "", "12-bit"), ("5", "keypad", "bone"), ("w", "", None), ("3", "ctrl", None)])
+def test_a_key_handed_on_by_the_3d_view_triggers_the_menu_shortcut(main_window, key, modifiers, expect):
+    """The 3D view hands keys to :func:`trigger_window_shortcut`: the Window menu's number keys choose
+    their presets (keypad digits too); a key no menu binds, or with another modifier, changes nothing."""
+    from PySide6.QtCore import QEvent, Qt
+    from PySide6.QtGui import QKeyEvent
+
+    from ctstudio.app.widgets.volume3d import trigger_window_shortcut
+    from ctstudio.imaging.window import Window
+
+    viewer = main_window.tab("Viewer")
+    viewer.state.set_window(Window(1234.0, 567.0, ""))
+    mods = {"": Qt.KeyboardModifier.NoModifier, "keypad": Qt.KeyboardModifier.KeypadModifier,
+            "ctrl": Qt.KeyboardModifier.ControlModifier}[modifiers]
+    qt_key = getattr(Qt.Key, f"Key_{key.upper()}")
+    handled = trigger_window_shortcut(viewer.triplanar.panel3d, QKeyEvent(QEvent.Type.KeyPress, qt_key, mods, key))
+    assert handled == (expect is not None)
+    assert viewer.state.window.name == (expect or "")

@@ -16,6 +16,8 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from PySide6.QtCore import QKeyCombination, Qt
+from PySide6.QtGui import QAction, QKeyEvent, QKeySequence
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QPushButton, QVBoxLayout, QWidget
 
 from ctstudio.imaging.display_geometry import DisplayVolume
@@ -183,14 +185,57 @@ def render_to_array(volume: Volume | DisplayVolume, preset: str = "bone", size=(
     return arr[..., :3]
 
 
+def trigger_window_shortcut(widget: QWidget, ev: QKeyEvent) -> bool:
+    """Trigger the enabled action of ``widget``'s window whose shortcut is the key of ``ev`` (a preset's
+    number key, Home, Ctrl+P...); True when one was triggered.
+
+    Qt triggers shortcuts itself before a key reaches a widget, but not always (a window that is not
+    the active one, e.g. under a test X server or some window managers, still delivers keys to the
+    widget under focus); the 3D view hands such keys here instead of to VTK."""
+    mods = ev.modifiers() & ~Qt.KeyboardModifier.KeypadModifier  # keypad 3 is the 3 key
+    key = Qt.Key(ev.key())
+    if key in (Qt.Key.Key_unknown, Qt.Key.Key_Shift, Qt.Key.Key_Control, Qt.Key.Key_Alt, Qt.Key.Key_Meta):
+        return False
+    pressed = QKeySequence(QKeyCombination(mods, Qt.Key(key)))
+    for act in widget.window().findChildren(QAction):
+        if act.isEnabled() and any(s.matches(pressed) == QKeySequence.SequenceMatch.ExactMatch
+                                   for s in act.shortcuts() if not s.isEmpty()):
+            act.trigger()
+            return True
+    return False
+
+
+def _vtk_widget_without_vtk_keys(parent: QWidget):
+    """A ``QVTKRenderWindowInteractor`` that never hands a key to VTK.
+
+    VTK's interactor styles bind plain keys (3 red-blue stereo, w wireframe, s surface, j/t joystick /
+    trackball, f fly to, p pick, r reset camera, u user callback, e/q exit). In ctstudio every key
+    does what README and the menus say wherever the pointer is: a key pressed over the 3D view goes to
+    the window's shortcuts (:func:`trigger_window_shortcut`) or on to the parent widgets, never to VTK.
+    Mouse rotation and wheel zoom still go to VTK."""
+    from vtkmodules.qt.QVTKRenderWindowInteractor import QVTKRenderWindowInteractor
+
+    class VTKWidget(QVTKRenderWindowInteractor):
+        def keyPressEvent(self, ev) -> None:  # noqa: N802 (Qt override)
+            if trigger_window_shortcut(self, ev):
+                ev.accept()
+            else:
+                ev.ignore()  # on to the parent widgets; VTK's KeyPressEvent/CharEvent never fire
+
+        def keyReleaseEvent(self, ev) -> None:  # noqa: N802
+            ev.ignore()
+
+    return VTKWidget(parent)
+
+
 class Volume3D(QWidget):
-    """The 3D view: preset chooser, reset, and a VTK render window (rotate: left-drag; zoom: wheel)."""
+    """The 3D view: preset chooser, reset, and a VTK render window (rotate: left-drag; zoom: wheel).
+    Keys pressed over it do what they do everywhere in the window (VTK's own key bindings are off)."""
 
     def __init__(self, parent=None, preset: str = "bone", max_dim: int = 192) -> None:
         super().__init__(parent)
         if not can_embed_vtk():
             raise RuntimeError("the VTK 3D view needs a real window (QT_QPA_PLATFORM=xcb, e.g. under Xvfb)")
-        from vtkmodules.qt.QVTKRenderWindowInteractor import QVTKRenderWindowInteractor
         from vtkmodules.vtkInteractionStyle import vtkInteractorStyleTrackballCamera
 
         _vtk()
@@ -209,7 +254,7 @@ class Volume3D(QWidget):
         bar.addWidget(reset)
         bar.addStretch(1)
         lay.addLayout(bar)
-        self.vtk_widget = QVTKRenderWindowInteractor(self)
+        self.vtk_widget = _vtk_widget_without_vtk_keys(self)
         lay.addWidget(self.vtk_widget, 1)
         self.render_window = self.vtk_widget.GetRenderWindow()
         self.interactor = self.render_window.GetInteractor()
