@@ -1,0 +1,156 @@
+"""Self-tests that run inside the real window: the hook behind ``CTSTUDIO_SELFTEST`` (not for users).
+
+``packaging/smoke.sh`` uses them to check a standalone bundle as a user would run it, through the
+ordinary ``ctstudio [PATH]`` start-up (``ctstudio.app.main.run_app`` is not changed for them):
+
+``CTSTUDIO_SELFTEST=shown``
+    Quit with status 0 as soon as the main window has been shown and painted for the first time, so
+    an outside timer (hyperfine, a shell loop) measures the start-up time to a shown window.
+``CTSTUDIO_SELFTEST=study``
+    A scripted reader session through the Study tab's own screens: wait for the volume given on the
+    command line to load, fill the registration form with ``CTSTUDIO_SELFTEST_SPEC`` (a study spec)
+    and ``CTSTUDIO_SELFTEST_DB`` (the database, created when missing), press Start and Begin, answer
+    every trial with the screen's buttons (the left image on pair screens; the middle of the scale on
+    continuity screens), then check that the database holds one answer per trial, close the window
+    and exit 0. Any failure prints ``selftest: FAILED ...`` and exits 1; a session that has not
+    finished within ``CTSTUDIO_SELFTEST_TIMEOUT`` seconds (default 300) exits 3.
+
+Either way ``CTSTUDIO_SELFTEST_SCREENSHOT=FILE.png`` saves a grab of the window (the viewer, or the
+Study tab's end screen) just before quitting.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+import traceback
+
+from PySide6.QtCore import QEvent, QObject, QTimer
+from PySide6.QtWidgets import QApplication, QMainWindow
+
+MODES = ("shown", "study")
+READER_CODE = "SMOKE01"
+
+
+def _say(text: str) -> None:
+    print(f"selftest: {text}", file=sys.stderr, flush=True)
+
+
+class _SelfTest(QObject):
+    """Waits for the first painted main window, then runs the chosen mode on it."""
+
+    def __init__(self, mode: str, app: QApplication) -> None:
+        super().__init__(app)
+        self.mode = mode
+        self.app = app
+        self.window: QMainWindow | None = None
+        self.started = False
+        self.t0 = time.perf_counter()
+        self.n_answers = 0
+
+    # -- waiting for the window ---------------------------------------------------------------------------
+    def eventFilter(self, obj, ev) -> bool:  # noqa: N802
+        if self.window is None and ev.type() == QEvent.Type.Show and isinstance(obj, QMainWindow):
+            self.window = obj
+        elif (self.window is not None and not self.started and ev.type() == QEvent.Type.Paint
+              and hasattr(obj, "window") and obj.window() is self.window):
+            self.started = True
+            self.app.removeEventFilter(self)
+            QTimer.singleShot(0, self._guarded(self._first_paint))
+        return False
+
+    def _guarded(self, fn):
+        def run(*args):
+            try:
+                fn(*args)
+            except Exception:  # noqa: BLE001 -- a self-test reports every failure and exits non-zero
+                traceback.print_exc()
+                self.finish(1, "FAILED with the exception above")
+        return run
+
+    def finish(self, code: int, message: str) -> None:
+        _say(message)
+        shot = os.environ.get("CTSTUDIO_SELFTEST_SCREENSHOT")
+        if shot and self.window is not None:
+            self.window.grab().save(shot)
+            _say(f"screenshot {shot}")
+        if self.window is not None:
+            self.window.close()
+        self.app.exit(code)
+
+    def _first_paint(self) -> None:
+        _say(f"window shown {time.perf_counter() - self.t0:.2f} s after the app started")
+        if self.mode == "shown":
+            self.finish(0, "OK (quit when shown)")
+            return
+        timeout_s = float(os.environ.get("CTSTUDIO_SELFTEST_TIMEOUT", "300"))
+        QTimer.singleShot(int(timeout_s * 1000), lambda: self.finish(3, f"FAILED: not done after {timeout_s:g} s"))
+        w = self.window
+        w.load_failed.connect(lambda message: self.finish(1, f"FAILED: the volume did not load: {message}"))
+        if w.volume is not None:
+            self._volume_ready(w.volume)
+        else:
+            w.volume_changed.connect(self._guarded(self._volume_ready))
+
+    # -- the scripted study ------------------------------------------------------------------------------
+    def _volume_ready(self, volume) -> None:
+        if volume is None:
+            raise AssertionError("no volume: give the sample volume on the command line")
+        _say(f"volume shown: {volume.array.shape[0]} x {volume.array.shape[1]} x {volume.array.shape[2]} "
+             f"voxels, {time.perf_counter() - self.t0:.2f} s")
+        spec = os.environ.get("CTSTUDIO_SELFTEST_SPEC")
+        db = os.environ.get("CTSTUDIO_SELFTEST_DB")
+        if not spec or not db:
+            raise AssertionError("CTSTUDIO_SELFTEST=study needs CTSTUDIO_SELFTEST_SPEC and CTSTUDIO_SELFTEST_DB")
+        tab = self.window.tab("Study")
+        if tab is None:
+            raise AssertionError("the window has no Study tab")
+        self.tab = tab
+        self.window.tabs.setCurrentWidget(tab)
+        reg = tab.registration
+        reg.spec_edit.setText(spec)
+        reg.db_edit.setText(db)
+        reg.reader_edit.setText(READER_CODE)
+        reg.radiologist.setChecked(True)
+        reg.years.setValue(5)
+        tab.trial_shown.connect(lambda *_: QTimer.singleShot(0, self._guarded(self._answer)))
+        tab.session_finished.connect(lambda: QTimer.singleShot(0, self._guarded(self._check_database)))
+        reg.start_button.click()
+        if tab.screen is not tab.tutorial:
+            raise AssertionError(f"Start did not reach the tutorial: {reg.message.text()!r}")
+        _say(f"registered reader {READER_CODE}: {tab.tutorial.title.text()}")
+        tab.tutorial.button.click()
+
+    def _answer(self) -> None:
+        tab = self.tab
+        if tab.screen is tab.pair:
+            tab.pair.left_button.click()
+        elif tab.screen is tab.continuity:
+            screen = tab.continuity
+            middle = (len(tab.spec.scale) + 1) // 2
+            for structure in screen.groups:
+                screen.set_score(structure, middle)
+            screen.next_button.click()
+        else:
+            return
+        self.n_answers += 1
+
+    def _check_database(self) -> None:
+        from ctstudio.studies.store import Store
+
+        n_trials = self.tab.session.n_trials if self.tab.session is not None else None
+        with Store(os.environ["CTSTUDIO_SELFTEST_DB"]) as store:
+            rows = [r for r in store.responses_table() if r["reader"] == READER_CODE]
+        if n_trials is None or len(rows) != n_trials or self.n_answers != n_trials:
+            raise AssertionError(f"{len(rows)} answers in the database, {self.n_answers} given, {n_trials} trials")
+        self.finish(0, f"OK: study session finished, {len(rows)} answers saved by the Study tab "
+                       f"({time.perf_counter() - self.t0:.2f} s)")
+
+
+def install(mode: str) -> None:
+    """Create the QApplication and watch for the main window; ``run_app`` then reuses the application."""
+    if mode not in MODES:
+        raise SystemExit(f"CTSTUDIO_SELFTEST must be one of {', '.join(MODES)}, not {mode!r}")
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    app.installEventFilter(_SelfTest(mode, app))
