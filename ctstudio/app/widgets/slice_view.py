@@ -232,6 +232,7 @@ class SliceView(pg.GraphicsLayoutWidget):
         # crosshair and overlay texts are painted in drawForeground (plain QPainter calls on the
         # viewport): child QLabels and pyqtgraph InfiniteLines cost more per repaint than the image
         self._crosshair: tuple[float, float] | None = None  # view coordinates (mm)
+        self._mark: tuple[int, int, str, str] | None = None  # a marked slice range (see set_marked_range)
         self._info_text = ""
         self._probe_text = ""
         self._orient = dict(zip(("left", "right", "top", "bottom"), PLANE_SPECS[plane].labels))
@@ -307,6 +308,58 @@ class SliceView(pg.GraphicsLayoutWidget):
         row, col = display.to_screen(self.plane, cursor)
         rmm, cmm = display.pixel_mm(self.plane)
         return (col + 0.5) * cmm, (row + 0.5) * rmm
+
+    def set_marked_range(self, k_range: tuple[int, int] | None, label: str = "", colour: str = "#ff8c1a") -> None:
+        """Mark the slices ``k_range`` = (first, last), inclusive, indices along the volume array's first axis
+        (e.g. generated slices, so nobody mistakes them for acquired data): views that cut across those slices
+        draw a coloured line at each end of the range with ``label``; a view showing one of them shows
+        ``label`` in its corner. ``None`` removes the mark."""
+        self._mark = None if k_range is None else (int(min(k_range)), int(max(k_range)), str(label), str(colour))
+        self.vb.update()
+
+    def marked_range(self) -> tuple[int, int, str, str] | None:
+        """(first, last, label, colour) of the marked slices, or None."""
+        return self._mark
+
+    def _draw_mark(self, painter, w: int) -> None:
+        lo, hi, label, colour = self._mark
+        spec = PLANE_SPECS[self.plane]
+        disp = self.display
+        axis = disp.canonical_axis_of(0)
+        n = disp.shape[axis]
+        canon = sorted(n - 1 - k if disp.flip[axis] else k for k in (lo, hi))
+        painter.setFont(self._font_bold)
+        painter.setPen(QColor(colour))
+        fm = painter.fontMetrics()
+        if axis == spec.fixed:  # this view shows one slice: say whether it is a marked one
+            if canon[0] <= self.slice_index <= canon[1] and label:
+                painter.drawText(int(w - fm.horizontalAdvance(label) - 8), int(24 + fm.ascent()), label)
+            return
+        rmm, cmm = disp.pixel_mm(self.plane)
+        along_rows = axis == spec.rows
+        size = disp.shape[axis]
+        flip = spec.row_flip if along_rows else False
+        screen = sorted(size - 1 - c if flip else c for c in canon)
+        first, last = screen[0], screen[1] + 1  # edges of the marked band on screen
+        vb_rect = self.mapFromScene(self.vb.sceneBoundingRect()).boundingRect()
+        pen = QPen(QColor(colour), 2)
+        painter.setPen(pen)
+        for edge in (first, last):
+            if along_rows:
+                y = self.mapFromScene(self.vb.mapViewToScene(QPointF(0.0, edge * rmm))).y()
+                painter.drawLine(vb_rect.left(), y, vb_rect.right(), y)
+            else:
+                x = self.mapFromScene(self.vb.mapViewToScene(QPointF(edge * cmm, 0.0))).x()
+                painter.drawLine(x, vb_rect.top(), x, vb_rect.bottom())
+        if label:
+            if along_rows:
+                y0 = self.mapFromScene(self.vb.mapViewToScene(QPointF(0.0, first * rmm))).y()
+                y1 = self.mapFromScene(self.vb.mapViewToScene(QPointF(0.0, last * rmm))).y()
+                y = min(max((y0 + y1) / 2 + fm.ascent() / 2, vb_rect.top() + fm.height()), vb_rect.bottom() - 4)
+                painter.drawText(int(w - fm.horizontalAdvance(label) - 24), int(y), label)
+            else:
+                x = self.mapFromScene(self.vb.mapViewToScene(QPointF(first * cmm, 0.0))).x()
+                painter.drawText(int(x + 4), int(vb_rect.top() + 40), label)
 
     def set_plane(self, plane: str) -> None:
         if plane not in PLANE_SPECS:
@@ -549,6 +602,8 @@ class SliceView(pg.GraphicsLayoutWidget):
             painter.drawLine(p.x(), vb_rect.top(), p.x(), vb_rect.bottom())
             painter.setPen(QPen(QColor(PLANE_COLOURS[_AXIS_PLANE[spec.rows]]), 1))
             painter.drawLine(vb_rect.left(), p.y(), vb_rect.right(), p.y())
+        if self._mark is not None and self.display is not None:
+            self._draw_mark(painter, w)
         right = w - (70 if self.colorbar is not None else 0)
         painter.setFont(self._font_bold)
         painter.setPen(QColor("#ffd24a"))
