@@ -95,6 +95,10 @@ def migrate(db: sqlite_utils.Database) -> list[str]:
     return applied
 
 
+#: the tables every study database has (m001); a database without one of them is damaged
+CORE_TABLES = frozenset({"studies", "cases", "readers", "sessions", "trials", "responses", "events"})
+
+
 class Store:
     """A study database file (``":memory:"`` for tests)."""
 
@@ -112,15 +116,30 @@ class Store:
                     if fh.read(16) != b"SQLite format 3\x00":
                         raise InputError("not a SQLite study database", path=p,
                                          hint="give a .db file created by ctstudio, or a new file name")
-        conn = sqlite3.connect(self.path, timeout=timeout_s, isolation_level=None, check_same_thread=False)
-        conn.execute(f"PRAGMA busy_timeout = {int(timeout_s * 1000)}")
-        if self.path != ":memory:":
-            conn.execute("PRAGMA journal_mode = wal")
-        conn.execute("PRAGMA synchronous = NORMAL" if self.path == ":memory:" else "PRAGMA synchronous = FULL")
-        conn.execute("PRAGMA foreign_keys = ON")
-        self.conn = conn
-        self.db = sqlite_utils.Database(conn)
-        self._retrying(lambda: self._migrate_locked())
+        conn = None
+        try:  # a damaged file is an InputError here, not a sqlite3 error later (found by bench/fuzz.py)
+            conn = sqlite3.connect(self.path, timeout=timeout_s, isolation_level=None, check_same_thread=False)
+            conn.execute(f"PRAGMA busy_timeout = {int(timeout_s * 1000)}")
+            if self.path != ":memory:":
+                conn.execute("PRAGMA journal_mode = wal")
+                check = conn.execute("PRAGMA quick_check").fetchone()
+                if check is None or check[0] != "ok":
+                    raise sqlite3.DatabaseError(f"integrity check: {check[0] if check else 'no answer'}")
+            conn.execute("PRAGMA synchronous = NORMAL" if self.path == ":memory:" else "PRAGMA synchronous = FULL")
+            conn.execute("PRAGMA foreign_keys = ON")
+            self.conn = conn
+            self.db = sqlite_utils.Database(conn)
+            self._retrying(lambda: self._migrate_locked())
+            missing = sorted(CORE_TABLES - set(self.db.table_names()))
+            if missing:
+                raise sqlite3.DatabaseError(f"tables {', '.join(missing)} are missing")
+        except sqlite3.DatabaseError as exc:
+            if conn is not None:
+                conn.close()
+            if isinstance(exc, sqlite3.OperationalError) and ("locked" in str(exc) or "busy" in str(exc)):
+                raise
+            raise InputError(f"the study database is damaged ({str(exc)[:200]})", path=self.path,
+                             hint="restore it from a backup; ctstudio does not repair a study database") from None
 
     def _migrate_locked(self) -> None:
         # One BEGIN IMMEDIATE around all migrations serialises two processes creating the schema at once.
@@ -207,7 +226,11 @@ class Store:
     def spec_of(self, study_id: int):
         from ctstudio.studies.spec import StudySpec
 
-        return StudySpec.from_dict(json.loads(self.study(study_id)["spec_json"]))
+        try:
+            return StudySpec.from_dict(json.loads(self.study(study_id)["spec_json"]))
+        except (TypeError, ValueError, KeyError, AttributeError) as exc:  # found by bench/fuzz.py
+            raise InputError(f"the study's stored spec is damaged ({type(exc).__name__}: {str(exc)[:200]})",
+                             path=self.path, hint="restore the database from a backup") from None
 
     def cases(self, study_id: int) -> list[dict]:
         return list(self.db["cases"].rows_where("study_id = ?", [study_id], order_by="token"))
