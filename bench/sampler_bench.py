@@ -5,13 +5,19 @@ slices at the same positions, adjacent-slice mean |dHU| vs the real volume's, so
 training step's speed vs a plain fp32 eager loop and the bf16 / channels_last variants, all measured in
 this run on this machine.
 
-usage: .venv/bin/python bench/sampler_bench.py [--pc-steps 1000] [--fast-steps 25] [--slices 3]
-       [--seeds 20,60] [--threads 1]
+Several sampler seeds (``--rng-seeds``) give each figure as a mean and its run-to-run spread (SD over the
+seeds), so "the same quality" can be judged against the noise. DPM-Solver++(2M) runs at the step counts of
+``--dpm-steps`` (one network call per step). ``--pc-slices 0`` skips the slow PC-1000 rows (~50 s per slice on a
+2-core CPU).
+
+usage: .venv/bin/python bench/sampler_bench.py [--pc-steps 1000] [--fast-steps 25] [--dpm-steps 10,12]
+       [--slices 3] [--seeds 20,60] [--rng-seeds 0,1,2] [--pc-slices 3] [--threads 1] [--skip-train]
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import time
 from pathlib import Path
 
@@ -49,7 +55,19 @@ def slice_bmmd2(real: list, gen: list) -> float:
     return float(bmmd2(real, gen, batch_size=4, n_batches=20, seed=0)["bmmd2"])
 
 
-def run_sampler(model, sde, meta, vol, seeds, n, sampler, steps, opts):
+def run_sampler(model, sde, meta, vol, seeds, n, sampler, steps, opts, rng_seeds=(0,), grid=None):
+    """Quality and cost of one sampler configuration: mean over ``rng_seeds`` and, as ``KEY_sd``, its SD."""
+    runs = [_run_sampler(model, sde, meta, vol, seeds, n, sampler, steps, opts, r, grid) for r in rng_seeds]
+    out = {}
+    for k in runs[0]:
+        vals = np.array([r[k] for r in runs], float)
+        out[k] = float(np.nanmean(vals))
+        out[k + "_sd"] = float(np.std(vals, ddof=1)) if len(vals) > 1 else float("nan")
+    return out
+
+
+def _run_sampler(model, sde, meta, vol, seeds, n, sampler, steps, opts, rng_seed=0, grid=None):
+    from ctstudio.diffusion import samplers
     from ctstudio.diffusion.ascii import ASCIIRequest, generate_volume
 
     calls = {"n": 0}
@@ -60,17 +78,21 @@ def run_sampler(model, sde, meta, vol, seeds, n, sampler, steps, opts):
         return orig(*a, **k)
 
     model.forward = counting
+    old_grid = samplers.GRIDS[sampler]
+    samplers.GRIDS[sampler] = grid or old_grid
     gens, reals, secs = [], [], 0.0
     try:
         for s in seeds:
             t = time.perf_counter()
             v = generate_volume(model, sde, meta, ASCIIRequest(n_slices=n, seed_volume=vol, seed_slice=s,
-                                                               sampler=sampler, steps=steps, seed=0, options=opts))
+                                                               sampler=sampler, steps=steps, seed=rng_seed,
+                                                               options=opts))
             secs += time.perf_counter() - t
             gens.append(v.array)
             reals.append(vol.array[s - n:s])
     finally:
         model.forward = orig
+        samplers.GRIDS[sampler] = old_grid
     q = [quality(g, r) for g, r in zip(gens, reals)]
     out = {k: float(np.nanmean([d[k] for d in q])) for k in q[0]}
     out["bmmd2"] = slice_bmmd2([s for r in reals for s in r], [s for g in gens for s in g])
@@ -132,6 +154,11 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--pc-steps", type=int, default=1000)
     ap.add_argument("--fast-steps", type=int, default=25)
+    ap.add_argument("--dpm-steps", default="10,12", help="DPM-Solver++(2M) step counts (= network calls)")
+    ap.add_argument("--dpm-grids", default="karras", help="grids for DPM-Solver++: karras, geometric or both")
+    ap.add_argument("--rng-seeds", default="0,1,2", help="sampler seeds (run-to-run spread)")
+    ap.add_argument("--pc-slices", type=int, default=None, help="slices for the PC rows (default --slices; 0: skip)")
+    ap.add_argument("--no-inpainting", action="store_true", help="skip the paper's inpainting rows")
     ap.add_argument("--slices", type=int, default=3)
     ap.add_argument("--seeds", default="20,60")
     ap.add_argument("--threads", type=int, default=1)
@@ -141,43 +168,60 @@ def main() -> None:
     torch.set_num_threads(args.threads)
 
     from ctstudio.diffusion.loading import load_score_model
-    from ctstudio.diffusion.samplers import CONDITIONAL_OPTIONS, DEFAULT_OPTIONS
+    from ctstudio.diffusion.samplers import CONDITIONAL_OPTIONS, DEFAULT_OPTIONS, DEFAULT_SAMPLER, DEFAULT_STEPS
     from ctstudio.io import read_volume
 
     model, sde, meta = load_score_model(*([args.model] if args.model else []))
     vol = read_volume(ROOT / "resources" / "sample" / "headsq_hu.nii.gz")
     seeds = [int(s) for s in args.seeds.split(",")]
-    noised = {"condition": "noised"}
-    configs = [
-        (f"PC (paper), {args.pc_steps} steps, inpainting", "pc", args.pc_steps, {**DEFAULT_OPTIONS["pc"], **noised}),
-        (f"Heun ODE {args.fast_steps}, inpainting", "heun", args.fast_steps,
-         {"churn": 0.0, "n_corrector": 0, **noised}),
-        (f"Heun {args.fast_steps}+churn+2 corr. s<=1, inpainting", "heun", args.fast_steps,
-         {**DEFAULT_OPTIONS["heun"], **noised}),
-    ]
-    if meta.get("conditional"):  # a model trained with clean prior slices as a condition (cond_prob > 0)
-        clean = {"condition": "clean"}
-        configs += [
-            (f"PC {args.pc_steps} steps, clean prior", "pc", args.pc_steps, {**CONDITIONAL_OPTIONS["pc"], **clean}),
-            (f"fast default: Heun {args.fast_steps}, clean prior", "heun", args.fast_steps,
-             {**CONDITIONAL_OPTIONS["heun"], **clean}),
-        ]
+    rng_seeds = [int(s) for s in args.rng_seeds.split(",")]
+    pc_slices = args.slices if args.pc_slices is None else args.pc_slices
+    dpm_steps = [int(s) for s in args.dpm_steps.split(",") if s]
+    grids = ["karras", "geometric"] if args.dpm_grids == "both" else [args.dpm_grids]
+    # (label, sampler, steps, options, slices, grid)
+    configs = []
+    cond = "clean" if meta.get("conditional") else "noised"
+    prior = "clean prior" if cond == "clean" else "inpainting"
+    opts_of = CONDITIONAL_OPTIONS if cond == "clean" else DEFAULT_OPTIONS
+    if pc_slices:
+        configs.append((f"PC {args.pc_steps} steps, {prior}", "pc", args.pc_steps,
+                        {**opts_of["pc"], "condition": cond}, pc_slices, None))
+    configs.append((f"Heun {args.fast_steps}, {prior}", "heun", args.fast_steps,
+                    {**opts_of["heun"], "condition": cond}, args.slices, None))
+    for st in dpm_steps:
+        for grid in grids:
+            configs.append((f"DPM-Solver++(2M) {st}, {grid}, {prior}", "dpmpp_2m", st,
+                            {**opts_of["dpmpp_2m"], "condition": cond}, args.slices, grid))
+    if cond == "clean" and not args.no_inpainting:  # the paper's inpainting on the same model
+        noised = {"condition": "noised"}
+        configs += [(f"Heun {args.fast_steps}+churn+2 corr. s<=1, inpainting", "heun", args.fast_steps,
+                     {**DEFAULT_OPTIONS["heun"], **noised}, args.slices, None)]
+        configs += [(f"DPM-Solver++(2M) {st}, inpainting", "dpmpp_2m", st, {**DEFAULT_OPTIONS["dpmpp_2m"], **noised},
+                     args.slices, None) for st in dpm_steps[-1:]]
     res = []
-    for label, name, steps, opts in configs:
-        res.append((label, run_sampler(model, sde, meta, vol, seeds, args.slices, name, steps, dict(opts))))
-        print(f"  measured {label}", flush=True)
+    for label, name, steps, opts, n, grid in configs:
+        r = run_sampler(model, sde, meta, vol, seeds, n, name, steps, dict(opts),
+                        rng_seeds if name != "pc" else rng_seeds[:1], grid)
+        res.append((label, r))
+        print(f"  measured {label}: {r}", flush=True)
     base = res[0][1]
-    print(f"\nASCII demo model {meta['name']}, {args.slices} slices after seed slices {seeds}, seed 0, "
-          f"{args.threads} thread(s)")
-    print(f"{'sampler':<48}{'net calls/slice':>16}{'calls ratio':>12}{'s/slice':>9}{'speed-up':>9}"
-          f"{'MAE HU':>8}{'bMMD2':>9}{'adj|dHU|':>9}{'CV':>7}")
+    print(f"\nASCII demo model {meta['name']}, {args.slices} slices after seed slices {seeds}, sampler seeds "
+          f"{rng_seeds} (PC: {pc_slices} slices, seed {rng_seeds[0]}), {args.threads} thread(s), "
+          f"load {os.getloadavg()[0]:.1f}; +- is the SD over the sampler seeds; default: "
+          f"{DEFAULT_SAMPLER} {DEFAULT_STEPS[DEFAULT_SAMPLER]}")
+    print(f"{'sampler':<46}{'calls/slice':>12}{'calls ratio':>12}{'s/slice':>9}{'MAE HU':>14}{'bMMD2':>16}"
+          f"{'adj|dHU|':>14}{'CV':>7}")
+
+    def pm(r, k, f):
+        sd = r.get(k + "_sd", float("nan"))
+        return f"{r[k]:{f}}" + (f" +-{sd:{f}}" if np.isfinite(sd) else "      ")
+
     for label, r in res:
-        print(f"{label:<48}{r['calls_per_slice']:>16.0f}{base['calls_per_slice'] / r['calls_per_slice']:>11.1f}x"
-              f"{r['s_per_slice']:>9.2f}{base['s_per_slice'] / r['s_per_slice']:>8.1f}x{r['mae_hu']:>8.1f}"
-              f"{r['bmmd2']:>9.5f}"
-              f"{r['adj_dhu']:>9.1f}{r['cv']:>7.3f}")
-    print(f"{'real slices (reference)':<48}{'':>16}{'':>12}{'':>9}{'':>9}{0.0:>8.1f}{0.0:>9.5f}{base['real_adj_dhu']:>9.1f}"
-          f"{base['real_cv']:>7.3f}")
+        print(f"{label:<46}{r['calls_per_slice']:>12.0f}{base['calls_per_slice'] / r['calls_per_slice']:>11.1f}x"
+              f"{r['s_per_slice']:>9.2f}{pm(r, 'mae_hu', '5.1f'):>14}{pm(r, 'bmmd2', '6.2f'):>16}"
+              f"{pm(r, 'adj_dhu', '5.1f'):>14}{r['cv']:>7.3f}")
+    print(f"{'real slices (reference)':<46}{'':>12}{'':>12}{'':>9}{0.0:>14.1f}{0.0:>16.2f}"
+          f"{base['real_adj_dhu']:>14.1f}{base['real_cv']:>7.3f}")
     if not args.skip_train:
         rows = train_speed()
         ref = rows[0][1]

@@ -17,7 +17,10 @@
 
 ``sample_pc``: the paper's predictor-corrector (reverse-diffusion predictor + Langevin corrector at a
 signal-to-noise ratio ``snr``) on the SDE's geometric grid. ``sample_heun``: Karras et al.'s second-order
-deterministic sampler (Algorithm 2) with optional churn, on a Karras grid.
+deterministic sampler (Algorithm 2) with optional churn, on a Karras grid. ``sample_dpmpp_2m``: DPM-Solver++(2M)
+(Lu et al. 2022), a multistep solver of the probability-flow ODE in the data-prediction (denoiser) form, on a
+log-uniform grid (:data:`GRIDS`; the Karras grid works too): one network call per step, second order from the second step on by reusing the previous step's
+denoised estimate.
 """
 
 from __future__ import annotations
@@ -115,15 +118,21 @@ def sample_heun(model, x, sigmas, known=None, mask=None, callback=None, cancel=N
             d2 = (x_next - denoised2) / s_next
             x_next = x + (s_next - s_hat) * 0.5 * (d + d2)
         x = imp(x_next, s_next)
-        if 0 < s_next <= corrector_smax:
-            for _ in range(n_corrector):  # Langevin correction: lets the free part agree with the known part
-                check_cancel(cancel, f"sampling stopped at step {i + 1} of {n}")
-                x = _langevin(model, x, s_next, snr, generator, imp)
-                x = imp(x, s_next)
-                nfe += 1
+        if 0 < s_next <= corrector_smax:  # Langevin correction: lets the free part agree with the known part
+            x, nfe = _correct(model, x, s_next, n_corrector, snr, generator, imp, cancel, nfe,
+                              f"sampling stopped at step {i + 1} of {n}")
         if callback is not None:
             progress.event("step", i + 1, sigma=s, sigma_next=s_next, x=x, denoised=denoised, nfe=nfe)
     return x
+
+
+def _correct(model, x, s, n_corrector, snr, generator, imp, cancel, nfe, where):
+    """``n_corrector`` Langevin corrections at level ``s``, each after a cancel check; returns (x, nfe)."""
+    for _ in range(n_corrector):
+        check_cancel(cancel, where)
+        x = imp(_langevin(model, x, s, snr, generator, imp), s)
+        nfe += 1
+    return x, nfe
 
 
 def _langevin(model, x, s, snr, generator, imp):
@@ -168,9 +177,61 @@ def sample_pc(model, x, sigmas, known=None, mask=None, callback=None, cancel=Non
     return x
 
 
-SAMPLERS = {"pc": sample_pc, "heun": sample_heun}
+@torch.no_grad()
+def sample_dpmpp_2m(model, x, sigmas, known=None, mask=None, callback=None, cancel=None, generator=None,
+                    clip_denoised: bool = False, condition: str = "noised", fixed_noise: bool = False,
+                    n_corrector: int = 0, snr: float = 0.16, corrector_smax: float = float("inf")):
+    """DPM-Solver++(2M): the probability-flow ODE ``dx/dsigma = (x - D(x, sigma)) / sigma`` solved exactly in
+    its linear part, with ``D`` linear in ``lambda = -log sigma`` between grid points (Lu et al. 2022, Alg. 2;
+    as k-diffusion's ``sample_dpmpp_2m``).
+
+    With ``h = lambda_next - lambda``, one step is ``x_next = (sigma_next / sigma) x + (1 - e^-h) D'``, where
+    ``D'`` is the current denoised estimate ``D_i`` on the first step (first order: DDIM) and on the last step
+    (``sigma_next = 0``: ``x_next = D_i``), and otherwise ``D' = (1 + 1/(2r)) D_i - 1/(2r) D_{i-1}`` with
+    ``r = h_last / h``. One network call per step: ``len(sigmas) - 1`` calls in all (``network_calls``).
+    ``clip_denoised``, ``condition``, inpainting and the optional Langevin corrections (``n_corrector`` at the
+    levels ``<= corrector_smax``) work as in :func:`sample_heun`; on the default path no noise is drawn, so
+    ``generator`` is used only by noised inpainting and corrections.
+    """
+    imp = _Inpaint(known, mask, generator, fixed_noise, condition)
+    model = imp.denoiser(model)
+    den = (lambda a, sg: model(a, sg).clamp(-1.0, 1.0)) if clip_denoised else model
+    sig = [float(s) for s in sigmas]
+    n = len(sig) - 1
+    x = imp(x, sig[0])
+    nfe = 0
+    old_denoised, h_last = None, None
+    progress = Progress("sample", n, "step", callback)
+    for i in range(n):
+        check_cancel(cancel, f"sampling stopped at step {i} of {n}")
+        s, s_next = sig[i], sig[i + 1]
+        denoised = den(x, _sigma_batch(x, s))
+        nfe += 1
+        if s_next == 0:
+            x_next = denoised
+            h = None
+        else:
+            h = math.log(s / s_next)  # lambda_next - lambda, lambda = -log sigma
+            d = denoised
+            if old_denoised is not None:
+                r = h_last / h
+                d = (1.0 + 0.5 / r) * denoised - (0.5 / r) * old_denoised
+            x_next = (s_next / s) * x - math.expm1(-h) * d
+        x = imp(x_next, s_next)
+        if 0 < s_next <= corrector_smax:
+            x, nfe = _correct(model, x, s_next, n_corrector, snr, generator, imp, cancel, nfe,
+                              f"sampling stopped at step {i + 1} of {n}")
+        old_denoised, h_last = denoised, h
+        if callback is not None:
+            progress.event("step", i + 1, sigma=s, sigma_next=s_next, x=x, denoised=denoised, nfe=nfe)
+    return x
+
+
+SAMPLERS = {"pc": sample_pc, "heun": sample_heun, "dpmpp_2m": sample_dpmpp_2m}
+#: the sampler ASCII generation uses when none is named
+DEFAULT_SAMPLER = "heun"
 #: the paper's PC step count and the fast sampler's default
-DEFAULT_STEPS = {"pc": 1000, "heun": 25}
+DEFAULT_STEPS = {"pc": 1000, "heun": 25, "dpmpp_2m": 12}
 #: default options for ASCII generation. Plain deterministic Heun with re-imposed known slices follows the
 #: prior slice poorly (the ODE fixes the new slice's layout at high noise, when the known slice is still
 #: noise); churn plus Langevin corrections let the new slice agree with the prior one. Corrections only at
@@ -179,13 +240,15 @@ DEFAULT_STEPS = {"pc": 1000, "heun": 25}
 #: clamping the denoised estimate to the data range [-1, 1] lowered the drift further.
 DEFAULT_OPTIONS = {"pc": {"snr": 0.16, "n_corrector": 1},
                    "heun": {"churn": 80.0, "n_corrector": 2, "snr": 0.5, "corrector_smax": 1.0,
-                            "clip_denoised": True}}
+                            "clip_denoised": True},
+                   "dpmpp_2m": {"clip_denoised": True}}
 
 
 #: options for a model conditioned on clean prior slices (condition="clean"): the new slice is sampled from
 #: s(x_new | prior slices) directly, so no corrections are needed to make it agree with the prior slice.
 CONDITIONAL_OPTIONS = {"pc": {"snr": 0.16, "n_corrector": 1},
-                       "heun": {"churn": 0.0, "n_corrector": 0, "clip_denoised": True}}
+                       "heun": {"churn": 0.0, "n_corrector": 0, "clip_denoised": True},
+                       "dpmpp_2m": {"clip_denoised": True}}
 
 
 def default_options(name: str, condition: str = "noised") -> dict:
@@ -202,17 +265,28 @@ def get_sampler(name: str):
     return SAMPLERS[name]
 
 
+#: the noise-level grid of each sampler: "geometric" (the SDE's own, uniform in log sigma) or "karras" (rho 7).
+#: DPM-Solver++(2M) takes equal steps in log sigma (DPM-Solver's "logSNR" spacing): at 12 calls it was as good
+#: as the Karras grid on the demo model (bench/sampler_bench.py --dpm-grids both; MAE 22.4 vs 23.1 HU, within
+#: the spread over seeds) and better on the analytic Gaussian (SD 3 % vs 11 % off).
+GRIDS = {"pc": "geometric", "heun": "karras", "dpmpp_2m": "geometric"}
+
+
 def sigmas_for(name: str, sde, steps: int, device="cpu") -> torch.Tensor:
-    """The grid each sampler is meant for: geometric (the SDE's own) for PC, Karras for Heun."""
-    return sde.geometric_sigmas(steps, device) if name == "pc" else sde.karras_sigmas(steps, device=device)
+    """The grid each sampler is meant for (:data:`GRIDS`): geometric for PC and DPM-Solver++, Karras for Heun."""
+    get_sampler(name)
+    if GRIDS[name] == "geometric":
+        return sde.geometric_sigmas(steps, device)
+    return sde.karras_sigmas(steps, device=device)
 
 
 def network_calls(name: str, steps: int, n_corrector: int | None = None, sigmas=None,
                   corrector_smax: float = float("inf")) -> int:
-    """Network calls per sample; for Heun with ``corrector_smax`` pass its ``sigmas`` (corrected levels only)."""
+    """Network calls per sample; with ``corrector_smax`` pass the ``sigmas`` (corrected levels only)."""
     if name == "pc":
         return steps * (1 + (1 if n_corrector is None else n_corrector))
     corrected = steps - 1
     if sigmas is not None:
         corrected = sum(1 for s in [float(v) for v in sigmas][1:] if 0 < s <= corrector_smax)
-    return 2 * steps - 1 + corrected * (n_corrector or 0)
+    solver = steps if name == "dpmpp_2m" else 2 * steps - 1  # one call per step; Heun two (one on the last)
+    return solver + corrected * (n_corrector or 0)

@@ -3,7 +3,8 @@
 import pytest
 import torch
 
-from ctstudio.diffusion.samplers import DEFAULT_OPTIONS, DEFAULT_STEPS, SAMPLERS, network_calls, sample_heun, sample_pc, sigmas_for
+from ctstudio.diffusion.samplers import (DEFAULT_OPTIONS, DEFAULT_STEPS, SAMPLERS, network_calls, sample_dpmpp_2m,
+                                        sample_heun, sample_pc, sigmas_for)
 from ctstudio.diffusion.sde import VESDE
 from ctstudio.errors import Cancelled
 from ctstudio.jobs import CancelToken, validate_event
@@ -29,7 +30,8 @@ SDE = VESDE(0.002, 40.0)
 
 @pytest.mark.parametrize("name,steps,opts", [("heun", 25, {}), ("heun", 25, {"churn": 10.0}),
                                             ("heun", 25, {"churn": 80.0, "n_corrector": 1, "snr": 0.3}),
-                                            ("pc", 300, {"snr": 0.16})])
+                                            ("pc", 300, {"snr": 0.16}), ("dpmpp_2m", 12, {}),
+                                            ("dpmpp_2m", 10, {})])
 def test_sampler_reproduces_target_mean_and_std(name, steps, opts):
     g = torch.Generator().manual_seed(0)
     sig = sigmas_for(name, SDE, steps)
@@ -89,7 +91,7 @@ def test_fast_sampler_needs_20x_fewer_network_calls_than_the_paper_pc():
     assert network_calls("pc", DEFAULT_STEPS["pc"]) / fast >= 20
 
 
-@pytest.mark.parametrize("name", ["heun", "pc"])
+@pytest.mark.parametrize("name", ["heun", "pc", "dpmpp_2m"])
 def test_inpainting_keeps_the_known_channels(name):
     g = torch.Generator().manual_seed(1)
     sig = sigmas_for(name, SDE, 20)
@@ -104,21 +106,21 @@ def test_inpainting_keeps_the_known_channels(name):
     assert abs(out[:, 1].mean().item() - MU[0, 1].item()) < 0.3
 
 
-@pytest.mark.parametrize("name", ["heun", "pc"])
+@pytest.mark.parametrize("name", ["heun", "pc", "dpmpp_2m"])
 def test_same_seed_same_samples_other_seed_other_samples(name):
     sig = sigmas_for(name, SDE, 8)
 
     def run(seed):
         g = torch.Generator().manual_seed(seed)
         return SAMPLERS[name](GaussianDenoiser(), torch.randn(2, 2, 3, 3, generator=g) * sig[0], sig, generator=g,
-                              **({"churn": 5.0} if name == "heun" else {}))
+                              **({"churn": 5.0} if name == "heun" else {}))  # dpmpp_2m: the start noise only
 
     assert torch.equal(run(3), run(3))
     assert not torch.equal(run(3), run(4))
 
 
-@pytest.mark.parametrize("sampler", [sample_heun, sample_pc])
-def test_cancel_stops_within_one_step(sampler):
+@pytest.mark.parametrize("sampler,calls_per_step", [(sample_heun, 2), (sample_pc, 2), (sample_dpmpp_2m, 1)])
+def test_cancel_stops_within_one_step(sampler, calls_per_step):
     sig = sigmas_for("heun", SDE, 50)
     den = GaussianDenoiser()
     seen = []
@@ -132,7 +134,7 @@ def test_cancel_stops_within_one_step(sampler):
     with pytest.raises(Cancelled):
         sampler(den, torch.randn(1, 2, 2, 2) * sig[0], sig, callback=cb, cancel=lambda: flag["stop"])
     assert seen[-1] == 4  # no step ran after the one during which cancel was set
-    assert den.calls == 5 * 2  # 5 steps of 2 network calls each (Heun: 2 per step; PC: corrector + predictor)
+    assert den.calls == 5 * calls_per_step  # Heun: 2 per step; PC: corrector + predictor; DPM-Solver++(2M): 1
 
 
 def test_callback_reports_progress_each_step():
@@ -191,7 +193,8 @@ class ConditionalGaussianDenoiser:
 
 
 @pytest.mark.parametrize("name,steps,opts", [("heun", 25, {}), ("heun", 25, {"churn": 20.0}),
-                                            ("pc", 200, {"snr": 0.16})])
+                                            ("pc", 200, {"snr": 0.16}), ("dpmpp_2m", 12, {}),
+                                            ("dpmpp_2m", 10, {})])
 def test_clean_condition_samples_the_conditional_distribution(name, steps, opts):
     """condition='clean': the known channel goes to the model clean, stays exact, and the free channel follows
     b | a: for a fixed a, the exact conditional mean and SD (which inpainting only approaches)."""
@@ -232,3 +235,67 @@ def test_conditional_defaults_need_20x_fewer_calls_than_the_paper_pc():
     fast = network_calls("heun", DEFAULT_STEPS["heun"], opts["n_corrector"], sigmas=sig,
                          corrector_smax=opts.get("corrector_smax", float("inf")))
     assert network_calls("pc", DEFAULT_STEPS["pc"]) / fast >= 20
+
+
+def test_dpmpp_2m_is_one_call_per_step_and_reports_each_step():
+    sig = sigmas_for("dpmpp_2m", SDE, 12)
+    den = GaussianDenoiser()
+    evs = []
+    sample_dpmpp_2m(den, torch.randn(2, 2, 2, 2) * sig[0], sig, callback=evs.append)
+    assert den.calls == 12 == network_calls("dpmpp_2m", 12) <= 12
+    assert [e["done"] for e in evs] == list(range(1, 13)) and [e["nfe"] for e in evs] == list(range(1, 13))
+    for e in evs:
+        validate_event(e)
+        assert (e["job"], e["stage"], e["total"], e["unit"]) == ("sample", "step", 12, "step")
+    assert evs[-1]["sigma_next"] == 0
+
+
+def test_dpmpp_2m_step_by_hand():
+    """Two steps on a denoiser that returns fixed images, against the update written out by hand (Lu et al. 2022,
+    DPM-Solver++(2M)): first order (DDIM) on the first step, the r-weighted extrapolation on the second, the
+    denoised estimate itself on the step to 0."""
+    a, b = torch.full((1, 1, 1, 1), 0.3), torch.full((1, 1, 1, 1), -0.2)
+    outs = iter([a, b, a])
+    x0 = torch.full((1, 1, 1, 1), 5.0)
+    s0, s1, s2 = 8.0, 2.0, 0.5
+    out = sample_dpmpp_2m(lambda x, s: next(outs), x0, torch.tensor([s0, s1, s2, 0.0]))
+    x1 = s1 / s0 * 5.0 + (1 - s1 / s0) * 0.3  # DDIM
+    h0, h1 = torch.log(torch.tensor(s0 / s1)).item(), torch.log(torch.tensor(s1 / s2)).item()
+    r = h0 / h1
+    d = (1 + 1 / (2 * r)) * -0.2 - 1 / (2 * r) * 0.3
+    x2 = s2 / s1 * x1 + (1 - s2 / s1) * d
+    assert x2 != pytest.approx(s2 / s1 * x1 + (1 - s2 / s1) * -0.2)  # the second-order term matters here
+    evs = []
+    outs = iter([a, b, a])
+    sample_dpmpp_2m(lambda x, s: next(outs), x0, torch.tensor([s0, s1, s2, 0.0]), callback=evs.append)
+    assert evs[0]["x"].item() == pytest.approx(x1, rel=1e-6)
+    assert evs[1]["x"].item() == pytest.approx(x2, rel=1e-6)
+    assert out.item() == pytest.approx(0.3)  # the last step: the denoised estimate
+
+
+def test_dpmpp_2m_clean_channels_stay_exact_with_a_trained_like_model():
+    """condition='clean' through a score network: the known channel comes back bit for bit."""
+    from ctstudio.models.score_unet import ScoreModel, ScoreUNetConfig
+
+    torch.manual_seed(0)
+    m = ScoreModel(ScoreUNetConfig.tiny()).eval()
+    for p in m.parameters():
+        torch.nn.init.normal_(p, std=0.05)
+    sig = sigmas_for("dpmpp_2m", SDE, 6)
+    known = torch.zeros(2, 2, 16, 16)
+    known[:, 0] = torch.rand(2, 16, 16) * 2 - 1
+    mask = torch.zeros_like(known)
+    mask[:, 0] = 1
+    out = sample_dpmpp_2m(m, torch.randn(known.shape) * sig[0], sig, known=known, mask=mask, condition="clean",
+                          clip_denoised=True)
+    assert torch.equal(out[:, 0], known[:, 0])
+    assert out[:, 1].abs().max() <= 1.0 and not torch.equal(out[:, 1], known[:, 0])
+
+
+def test_dpmpp_2m_meets_the_call_budget_by_default():
+    """The issue's goal: <= 12 network calls per slice (Heun's default: 49)."""
+    from ctstudio.diffusion.samplers import default_options
+
+    for condition in ("clean", "noised"):
+        opts = default_options("dpmpp_2m", condition)
+        assert network_calls("dpmpp_2m", DEFAULT_STEPS["dpmpp_2m"], opts.get("n_corrector")) <= 12
