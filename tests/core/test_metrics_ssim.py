@@ -213,3 +213,66 @@ def test_ssim2d_refuses_images_smaller_than_the_window_and_takes_integer_images(
     assert S.ms_ssim_reference(np.tile(a, (6, 6)), np.tile(b, (6, 6)), 4095, win=3) == pytest.approx(
         S.ms_ssim_reference(np.tile(a, (6, 6)).astype(float), np.tile(b, (6, 6)).astype(float), 4095, win=3),
         abs=1e-12)
+
+
+def test_ssim_on_the_smallest_image_matches_scikit_image():
+    """11 x 11 is the smallest image (one window, one valid pixel)."""
+    from skimage.metrics import structural_similarity
+
+    rng = np.random.default_rng(1)
+    a = rng.uniform(0, 4095, (11, 11))
+    b = np.clip(a + rng.normal(0, 200, a.shape), 0, 4095)
+    ref = structural_similarity(a, b, data_range=4095, gaussian_weights=True, sigma=1.5, use_sample_covariance=False)
+    assert S.ssim2d(a, b, 4095) == pytest.approx(ref, abs=1e-9)
+
+
+def test_ms_ssim_window_boundary_is_the_one_pytorch_msssim_accepts():
+    """pytorch-msssim needs the smaller side > (win - 1) * 16: 160 px is too small for win 11, 161 is not."""
+    import torch
+    from pytorch_msssim import ms_ssim
+
+    assert S.ms_ssim_window((160, 300)) == 9 and S.ms_ssim_window((161, 300)) == 11
+    assert S.ms_ssim_window((33, 33)) == 3
+    with pytest.raises(InputError, match="too small"):
+        S.ms_ssim_window((32, 32))
+    x = torch.rand(1, 1, 160, 160)
+    with pytest.raises(AssertionError):
+        ms_ssim(x, x, data_range=1.0, win_size=11)
+    assert ms_ssim(x, x, data_range=1.0, win_size=9).item() == pytest.approx(1.0, abs=1e-5)
+
+
+def test_ms_ssim_reference_uses_full_ssim_at_the_coarsest_scale(kernel_pair):
+    """A brightness offset changes only the luminance term, which MS-SSIM takes at the last scale."""
+    import torch
+    from pytorch_msssim import ms_ssim
+
+    soft = kernel_pair[0][100:420, 90:420].astype(float)
+    a = np.clip(soft, -1024, 3071) + 1024
+    b = np.clip(soft + 400, -1024, 3071) + 1024
+    lib = ms_ssim(torch.tensor(a)[None, None].float(), torch.tensor(b)[None, None].float(), data_range=4095).item()
+    assert S.ms_ssim_reference(a, b, 4095) == pytest.approx(lib, abs=1e-5)
+    assert lib < 0.999
+
+
+def test_ms_ssim_diversity_reports_its_range_and_progress():
+    rng = np.random.default_rng(0)
+    imgs = [rng.normal(40, 30, (64, 64)) for _ in range(4)]
+    events = []
+    res = S.ms_ssim_diversity(imgs, BRAIN, callback=events.append)
+    assert res["hu_range"] == [-10, 70] and res["data_range_hu"] == 80 and res["n_pairs"] == 6
+    assert res["n_images"] == 4 and res["window"] == 3
+    assert events == [{"stage": "ms-ssim", "done": 6, "total": 6}]
+
+
+def test_ms_ssim_diversity_samples_distinct_pairs():
+    """Images A, A, A, B: three pairs score 1 and three score v. Five *distinct* pairs of the six hold
+    two or three of the ones, so the mean is (2 + 3v)/5 or (3 + 2v)/5 whatever the seed."""
+    rng = np.random.default_rng(0)
+    a = rng.normal(40, 300, (64, 64))
+    b = a + rng.normal(0, 300, a.shape)
+    v = S.ms_ssim_diversity([a, b])["ms_ssim_mean"]
+    allowed = [(2 + 3 * v) / 5, (3 + 2 * v) / 5]
+    for seed in range(8):
+        res = S.ms_ssim_diversity([a, a, a, b], max_pairs=5, seed=seed)
+        assert res["n_pairs"] == 5
+        assert min(abs(res["ms_ssim_mean"] - m) for m in allowed) < 1e-5, seed

@@ -337,3 +337,25 @@ def test_fleiss_uses_the_most_common_number_of_raters():
     ag = analysis.agreement(long_df)
     assert ag["method"] == "fleiss" and ag["raters_per_item"] == 3 and ag["n_items"] == 4
     assert ag["kappa"] == pytest.approx(0.625)  # the hand value of test_fleiss_kappa_hand_value
+
+
+def test_monte_carlo_p_value_agrees_with_the_exact_multinomial_test():
+    """40 readers of n = 2 (bins 0, 1, 2 with p = 1/4, 1/2, 1/4): enumerate every outcome (a, b, c)."""
+    from math import comb
+
+    succ = [0] * 14 + [1] * 16 + [2] * 10
+    res = analysis.chi_square_gof_binomial(succ, 2, n_mc=4000, seed=3)
+    exp = np.array([10.0, 20.0, 10.0])
+    p_exact = 0.0
+    for a in range(41):
+        for b in range(41 - a):
+            c = 40 - a - b
+            if np.sum((np.array([a, b, c]) - exp) ** 2 / exp) >= 2.4 - 1e-9:
+                p_exact += comb(40, a) * comb(40 - a, b) * 0.25 ** a * 0.5 ** b * 0.25 ** c
+    assert 0.2 < p_exact < 0.4
+    assert res["mc_p_value"] == pytest.approx(p_exact, abs=0.03)
+    # success counts given as floats (a pandas column) are counts all the same
+    as_float = analysis.chi_square_gof_binomial([float(s) for s in succ], 2, n_mc=200)
+    assert as_float["observed"] == [14, 16, 10] and as_float["statistic"] == pytest.approx(2.4)
+    # the study summary uses 20000 draws
+    assert analysis.analyze(_rows({"a": [1, 0], "b": [0, 0]}))["gof"]["mc_draws"] == 20000
