@@ -69,6 +69,29 @@ def icnet_calibrator(checkpoint=None) -> tuple[Calibrator, str]:
     return cal, f"IC-Net ({name})"
 
 
+def drift_case(truth: np.ndarray, prior: np.ndarray, mu: float, calibrate: Calibrator, mode: str = "icnet",
+               roi: HURange = ICNET_ROI) -> dict:
+    """One slice of the robustness measurement: ``truth`` shifted by ``mu``, calibrated against ``prior``.
+
+    Returns the images (float64 HU: ``shifted``, ``calibrated``; ``roi_mask``: the pixels of ``truth`` in
+    ``[roi.lower, roi.upper]``) and the errors against ``truth`` in HU: ``mae_hu`` / ``mae_roi_hu`` after
+    calibration, ``mae_shifted_hu`` / ``mae_shifted_roi_hu`` before it (NaN for an ROI with no pixel).
+    :func:`robustness_curve` averages these; the Calibrate tab shows one of them live.
+    """
+    truth = np.asarray(truth, dtype=np.float64)
+    shifted = shift_slice(truth, mu, mode)
+    out = np.asarray(calibrate(shifted, np.asarray(prior, dtype=np.float64)), dtype=np.float64)
+    if out.shape != truth.shape:
+        raise ModelError(f"the calibrator returned shape {out.shape} for a {truth.shape} slice")
+    roi_mask = (truth >= roi.lower) & (truth <= roi.upper)
+    err, err0 = np.abs(out - truth), np.abs(shifted - truth)
+    nan = float("nan")
+    return {"shifted": shifted, "calibrated": out, "roi_mask": roi_mask,
+            "mae_hu": float(err.mean()), "mae_shifted_hu": float(err0.mean()),
+            "mae_roi_hu": float(err[roi_mask].mean()) if roi_mask.any() else nan,
+            "mae_shifted_roi_hu": float(err0[roi_mask].mean()) if roi_mask.any() else nan}
+
+
 def robustness_curve(
     volume_hu: np.ndarray,
     calibrate: Calibrator,
@@ -97,17 +120,9 @@ def robustness_curve(
         for k in slices:
             if cancel is not None and cancel():
                 raise Cancelled("IC-Net robustness was cancelled")
-            truth, prior = a[k], a[k - 1]
-            shifted = shift_slice(truth, mu, mode)
-            out = np.asarray(calibrate(shifted, prior), dtype=np.float64)
-            if out.shape != truth.shape:
-                raise ModelError(f"the calibrator returned shape {out.shape} for a {truth.shape} slice")
-            roi_mask = (truth >= roi.lower) & (truth <= roi.upper)
-            err, err0 = np.abs(out - truth), np.abs(shifted - truth)
-            per["mae_hu"].append(float(err.mean()))
-            per["mae_shifted_hu"].append(float(err0.mean()))
-            per["mae_roi_hu"].append(float(err[roi_mask].mean()) if roi_mask.any() else float("nan"))
-            per["mae_shifted_roi_hu"].append(float(err0[roi_mask].mean()) if roi_mask.any() else float("nan"))
+            case = drift_case(a[k], a[k - 1], mu, calibrate, mode, roi)
+            for key in ("mae_hu", "mae_shifted_hu", "mae_roi_hu", "mae_shifted_roi_hu"):
+                per[key].append(case[key])
             done += 1
             if callback is not None:
                 callback({"stage": "icnet-robustness", "done": done, "total": total})
