@@ -50,6 +50,8 @@ def add_arguments(p) -> None:
     r.add_argument("--delay-ms", type=float, default=0.0, help="pause before each answer (simulated reading)")
     r.add_argument("--max", type=int, default=None, help="stop after this many answers (an interrupted session)")
     r.add_argument("--no-images", action="store_true", help="do not load and prepare the images")
+    r.add_argument("--no-min-view", action="store_true",
+                   help="answer without waiting for the spec's min_view_ms (scripted readers only; logged)")
 
     a = sub.add_parser("audit", help="check the pools for anything that could tell real from synthetic")
     a.add_argument("spec", help="study spec (.toml)")
@@ -81,7 +83,7 @@ def _existing_db(path):
 
     if not Path(path).exists():
         raise InputError("no such study database", path=path, hint="run a study first, or check --db")
-    return Store(path)
+    return Store(path, create=False)
 
 
 def _emit(obj) -> None:
@@ -106,7 +108,8 @@ def _run_session(args) -> int:
     if not 0 <= args.accuracy <= 1:
         raise InputError(f"--accuracy must be between 0 and 1, got {args.accuracy}")
     store = Store(args.db)
-    sess = ReaderSession.open(store, spec, args.reader, survey, prefetch=not args.no_images)
+    sess = ReaderSession.open(store, spec, args.reader, survey, prefetch=not args.no_images,
+                              enforce_min_view=not args.no_min_view)
     answers = [a.strip() for a in args.answers.split(",")] if args.answers else []
     # The policy's random stream continues where a resumed session stopped.
     rng = np.random.default_rng([args.seed, sess.n_answered])
@@ -123,6 +126,11 @@ def _run_session(args) -> int:
                 import time
 
                 time.sleep(args.delay_ms / 1000.0)
+            wait = sess.ms_until_answer()  # a scripted reader too reads for the minimum time
+            if wait > 0:
+                import time
+
+                time.sleep(wait / 1000.0)
             k = sess.position - 1
             given = answers[k] if k < len(answers) else None
             if trial["kind"] == "pair":

@@ -253,6 +253,8 @@ def continuity_long(rows) -> "Any":
         if r["kind"] != "continuity" or not r.get("scores_json"):
             continue
         for s, v in json.loads(r["scores_json"]).items():
+            if v is None:  # "not visible / not applicable": left out of the structure's statistics
+                continue
             recs.append({"study": r["study"], "reader": r["reader"], "case": r["case_token"],
                          "case_class": r["case_class"], "structure": s, "score": int(v)})
     return pd.DataFrame(recs, columns=["study", "reader", "case", "case_class", "structure", "score"])

@@ -12,8 +12,12 @@ import numpy as np
 
 def write_phantom_study(folder: str | Path, kind: str = "pair", n_real: int = 3, n_synthetic: int = 3,
                         shape=(12, 48, 48), trials: int = 10, seed: int = 7, mode: str = "axial",
-                        extra: str = "", size: int = 64, name: str | None = None) -> Path:
-    """Write ``real/``, ``synthetic/`` NIfTI phantoms and ``study.toml``; returns the spec path."""
+                        extra: str = "", size: int = 64, name: str | None = None, min_view_ms: int = 0,
+                        allow_repeats: bool = False) -> Path:
+    """Write ``real/``, ``synthetic/`` NIfTI phantoms and ``study.toml``; returns the spec path.
+
+    ``min_view_ms`` defaults to 0 here so scripted tests answer at once; tests of the minimum
+    viewing time set it."""
     from ctstudio.imaging.phantom import head_phantom
     from ctstudio.io import write_volume
 
@@ -32,6 +36,8 @@ name = "{name or f'phantom-{kind}'}"
 kind = "{kind}"
 seed = {seed}
 {count} = {trials}
+min_view_ms = {min_view_ms}
+allow_repeats = {"true" if allow_repeats else "false"}
 
 [pools]
 real = ["real/*.nii.gz"]

@@ -4,7 +4,15 @@
 States: ``tutorial`` -> ``trial`` <-> ``paused`` -> ``finished``. :meth:`ReaderSession.answer`
 commits the answer (durably) *before* it returns the next trial, so a crash or kill never loses
 a committed answer and a reopened session continues at the first unanswered trial, in the same
-seeded order. While a trial is shown the next trial's images are prepared in a background thread
+seeded order.
+
+Deliberate answers: an answer is accepted only after the trial has been *read* for the spec's
+``min_view_ms`` (:class:`TooEarly` otherwise; the answer is not recorded). Reading time counts only
+while the trial is shown, not paused, and the window has the focus (:meth:`ReaderSession.focus_lost`
+/ :meth:`ReaderSession.focus_gained`, logged as events); it is the ``response_ms`` stored.
+
+A reader code that finished the study is refused (:class:`AlreadyFinished`) unless the spec allows
+repeats. While a trial is shown the next trial's images are prepared in a background thread
 (prefetch), so the next trial appears without waiting for disk or resampling.
 """
 
@@ -13,6 +21,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
+from pathlib import Path
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
@@ -20,16 +29,27 @@ from ctstudio.errors import InputError
 from ctstudio.studies.images import DisplayCase, load_case, prepare, window_of
 from ctstudio.studies.schedule import make_schedule, reader_seed
 from ctstudio.studies.spec import StudySpec, resolve_pools
-from ctstudio.studies.store import Store
+from ctstudio.studies.store import Store, normalise_reader_code
 
 TUTORIAL, TRIAL, PAUSED, FINISHED = "tutorial", "trial", "paused", "finished"
+
+
+class TooEarly(InputError):
+    """An answer before the trial was read for the minimum viewing time: not recorded."""
+
+
+class AlreadyFinished(InputError):
+    """The reader code has finished this study and the spec does not allow repeats."""
 
 
 def register_study(store: Store, spec: StudySpec) -> int:
     """Resolve the pools (checking every file exists) and register the study; returns its id."""
     existing = store.study_by_name(spec.name)
-    if existing is not None and existing["spec_digest"] == spec.digest():
-        return int(existing["id"])
+    if existing is not None and store._study_matches(existing, spec):
+        sid = int(existing["id"])
+        if not all(Path(c["path"]).exists() for c in store.cases(sid)):
+            store.relocate_cases(sid, resolve_pools(spec))  # a moved study folder: cases found by content
+        return sid
     return store.ensure_study(spec, resolve_pools(spec))
 
 
@@ -37,7 +57,7 @@ class ReaderSession:
     """One reader working through one session of a study (see module doc)."""
 
     def __init__(self, store: Store, study_id: int, reader_id: int, session_id: int, spec: StudySpec,
-                 resumed: bool, prefetch: bool = True, cache_size: int = 6):
+                 resumed: bool, prefetch: bool = True, cache_size: int = 6, enforce_min_view: bool = True):
         self.store = store
         self.study_id = study_id
         self.reader_id = reader_id
@@ -54,9 +74,11 @@ class ReaderSession:
         self._lock = threading.Lock()
         self._cache_size = cache_size
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="study-prefetch") if prefetch else None
-        self._shown_at: float | None = None
-        self._paused_at: float | None = None
-        self._paused_total = 0.0
+        self.min_view_ms = float(spec.min_view_ms) if enforce_min_view else 0.0
+        self._shown = False
+        self._read_s = 0.0  # reading time of the current trial before _active_since
+        self._active_since: float | None = None  # the clock runs: shown, not paused, window focused
+        self._focused = True
         self.window = window_of(spec.display)
         if self.state == FINISHED:
             self._mark_finished()
@@ -66,19 +88,36 @@ class ReaderSession:
     # -- opening ------------------------------------------------------------------------------
     @classmethod
     def open(cls, store: Store, spec: StudySpec, reader_code: str, survey: dict[str, Any] | None = None,
-             prefetch: bool = True) -> "ReaderSession":
-        """Register (or find) the study and the reader; resume the reader's unfinished session or start one."""
+             prefetch: bool = True, update_profile: bool = False,
+             enforce_min_view: bool = True) -> "ReaderSession":
+        """Register (or find) the study and the reader; resume the reader's unfinished session or start one.
+
+        A reader who finished is refused with :class:`AlreadyFinished` unless ``spec.allow_repeats``
+        (then a further session with a new order starts). ``enforce_min_view=False`` is for scripted
+        readers only (``ctstudio study run --no-min-view``); it is logged with the session."""
+        code = normalise_reader_code(reader_code)
         study_id = register_study(store, spec)
-        reader_id = store.ensure_reader(study_id, reader_code, survey)
-        seed = reader_seed(spec.seed, reader_code.strip())
+        existing = store.reader_by_code(study_id, code)
+        if existing is not None and not spec.allow_repeats:
+            sessions = store.sessions_of(existing["id"])
+            if sessions and all(s["state"] == "finished" for s in sessions):
+                raise AlreadyFinished(f"reader {code} has already finished this study ({spec.name!r}); there is "
+                                      "nothing left to answer", path=store.path,
+                                      hint="check the reader code; the study owner can allow repeats in the spec "
+                                           "(study.allow_repeats = true)")
+        reader_id = store.ensure_reader(study_id, code, survey, update_profile=update_profile)
+        seed = reader_seed(spec.seed, code)
         cases = store.cases(study_id)
         real = [c["token"] for c in cases if c["cls"] == "real"]
         synthetic = [c["token"] for c in cases if c["cls"] == "synthetic"]
-        # A reader who finished a session and comes back gets a further session with a new order.
+        # A reader who finished a session and comes back (allow_repeats) gets a further session, new order.
         n_done = sum(1 for s in store.sessions_of(reader_id) if s["state"] == "finished")
         trials = make_schedule(spec.kind, real, synthetic, spec.trials_per_reader, seed + n_done, spec.sampling)
         session_id, resumed = store.open_session(study_id, reader_id, trials, seed + n_done)
-        return cls(store, study_id, reader_id, session_id, spec, resumed, prefetch=prefetch)
+        if not enforce_min_view:
+            store.log_event("min_view_not_enforced", session_id, note="scripted reader")
+        return cls(store, study_id, reader_id, session_id, spec, resumed, prefetch=prefetch,
+                   enforce_min_view=enforce_min_view)
 
     # -- images -------------------------------------------------------------------------------
     def _prepare_guarded(self, token: str) -> DisplayCase:
@@ -159,27 +198,65 @@ class ReaderSession:
         return self.shown()
 
     def shown(self) -> dict | None:
-        """Call when the current trial is on screen: starts its response clock, prefetches the next two."""
-        self._shown_at = time.monotonic()
-        self._paused_total = 0.0
+        """Call when the current trial is on screen: starts its reading clock, prefetches the next two."""
+        self._shown = True
+        self._read_s = 0.0
+        self._active_since = time.monotonic() if self._focused and self.state != PAUSED else None
         self.prefetch(self._pos + 1)
         self.prefetch(self._pos + 2)  # a head start when a reader answers faster than one load
         return self.current
 
+    def _stop_clock(self) -> None:
+        if self._active_since is not None:
+            self._read_s += time.monotonic() - self._active_since
+            self._active_since = None
+
+    def _start_clock(self) -> None:
+        if self._shown and self._active_since is None and self._focused and self.state == TRIAL:
+            self._active_since = time.monotonic()
+
+    def reading_ms(self) -> float:
+        """How long the current trial has been read: shown, not paused, window focused (ms)."""
+        extra = time.monotonic() - self._active_since if self._active_since is not None else 0.0
+        return (self._read_s + extra) * 1000.0
+
+    def ms_until_answer(self) -> float:
+        """Milliseconds of reading left before an answer is accepted (0 when it is)."""
+        return max(0.0, self.min_view_ms - self.reading_ms()) if self._shown else self.min_view_ms
+
+    def can_answer(self) -> bool:
+        return self.state == TRIAL and self._shown and self.ms_until_answer() <= 0.0
+
+    def focus_lost(self) -> None:
+        """The window lost the focus (another program, a dialog): reading time stops; logged."""
+        if not self._focused:
+            return
+        self._focused = False
+        self._stop_clock()
+        if self.state in (TRIAL, PAUSED):
+            self.store.log_event("focus_out", self.session_id, at_question=self.position)
+
+    def focus_gained(self) -> None:
+        if self._focused:
+            return
+        self._focused = True
+        self._start_clock()
+        if self.state in (TRIAL, PAUSED):
+            self.store.log_event("focus_in", self.session_id, at_question=self.position)
+
     def pause(self) -> None:
         if self.state != TRIAL:
             return
+        self._stop_clock()
         self.state = PAUSED
-        self._paused_at = time.monotonic()
         self.store.set_session_state(self.session_id, "paused", at_question=self.position)
 
     def resume(self) -> dict | None:
+        """Back from a pause: the trial's reading clock goes on from where it stopped."""
         if self.state != PAUSED:
             return self.current
         self.state = TRIAL
-        if self._paused_at is not None:
-            self._paused_total += time.monotonic() - self._paused_at
-            self._paused_at = None
+        self._start_clock()
         self.store.set_session_state(self.session_id, "open", event="session_unpaused", at_question=self.position)
         return self.current
 
@@ -188,16 +265,20 @@ class ReaderSession:
         """Commit the answer to the current trial, then advance; returns the next trial (None at the end).
 
         Pair: ``choice`` is ``"left"`` or ``"right"`` (the side the reader thinks is real).
-        Continuity: ``scores`` maps every structure to 1..len(scale).
+        Continuity: ``scores`` maps every structure to 1..len(scale), or to None: "not visible / not
+        applicable" in this case (stored as null, left out of that structure's statistics).
         """
         if self.state == PAUSED:
             raise InputError("the session is paused; resume before answering")
         if self.state == FINISHED or self.current is None:
             raise InputError("the session is finished; there is nothing left to answer")
         trial = self.current
-        if self._shown_at is None:
+        if not self._shown:
             self.shown()
-        rt_ms = (time.monotonic() - self._shown_at - self._paused_total) * 1000.0
+        if self.ms_until_answer() > 0.0:
+            raise TooEarly(f"an answer is accepted after {self.min_view_ms:.0f} ms of viewing; this one came after "
+                           f"{self.reading_ms():.0f} ms and was not recorded")
+        rt_ms = self.reading_ms()
         fields: dict[str, Any] = {"response_ms": round(rt_ms, 1), "comment": comment or None}
         fields["window"] = window or {"lower": self.window.lower, "upper": self.window.upper, "name": self.window.name}
         fields["zoom"] = zoom or {}
@@ -210,16 +291,21 @@ class ReaderSession:
             scores = dict(scores or {})
             missing = [s for s in self.spec.structures if s not in scores]
             if missing:
-                raise InputError(f"score every structure before going on; missing: {', '.join(missing)}")
+                raise InputError(f"score every structure (or mark it not visible) before going on; missing: "
+                                 f"{', '.join(missing)}")
             bad = {k: v for k, v in scores.items()
-                   if k not in self.spec.structures or not (isinstance(v, int) and 1 <= v <= len(self.spec.scale))}
+                   if k not in self.spec.structures
+                   or not (v is None or (isinstance(v, int) and not isinstance(v, bool)
+                                         and 1 <= v <= len(self.spec.scale)))}
             if bad:
-                raise InputError(f"scores must be integers 1..{len(self.spec.scale)} for the study's structures; "
+                raise InputError(f"scores must be integers 1..{len(self.spec.scale)} (or None: not visible) for the "
+                                 "study's structures; "
                                  f"got {bad}")
             fields["scores"] = scores
         self.store.record_response(self.session_id, trial, **fields)  # committed before we move on
         self._pos += 1
-        self._shown_at = None
+        self._shown = False
+        self._read_s, self._active_since = 0.0, None
         if self._pos >= len(self.trials):
             self._mark_finished()
             return None

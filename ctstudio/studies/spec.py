@@ -10,6 +10,8 @@ Example (see ``resources/studies/`` for complete templates)::
     cases_per_reader = 10          # continuity studies (balanced real / synthetic)
     sampling = "with_replacement"  # or "balanced" (each case once before any repeats)
     exclude = ["real/bad_case.nii.gz"]
+    min_view_ms = 1000             # an answer is accepted only after the trial was shown this long
+    allow_repeats = false          # may a reader who finished come back for a further session?
 
     [pools]
     real = ["real/*.nii.gz"]       # files, folders (DICOM series) or globs, relative to this file
@@ -61,6 +63,8 @@ DEFAULT_STRUCTURES = (
     "nerve tracts through the internal capsule",
 )
 DEFAULT_SCALE = ("discontinuity", "strained continuity", "well-preserved continuity")
+#: the shortest time a trial is on screen before an answer is accepted (ms); ``[study] min_view_ms``
+DEFAULT_MIN_VIEW_MS = 1000
 
 
 @dataclass(frozen=True)
@@ -90,6 +94,8 @@ class StudySpec:
     structures: tuple[str, ...] = DEFAULT_STRUCTURES
     scale: tuple[str, ...] = DEFAULT_SCALE
     description: str = ""
+    min_view_ms: int = DEFAULT_MIN_VIEW_MS
+    allow_repeats: bool = False
     base_dir: str = "."
     path: str = ""
 
@@ -106,10 +112,22 @@ class StudySpec:
         return json.dumps(self.to_dict(), sort_keys=True)
 
     def digest(self) -> str:
-        """A hash of what the spec asks (not where the file lies), to detect a changed spec."""
+        """A hash of what the spec asks, not where it lies: the same spec copied to another folder (or
+        another site's workstation) has the same digest, a changed spec another one."""
         d = self.to_dict()
         d.pop("path", None)
+        d.pop("base_dir", None)
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
+
+    def legacy_digests(self) -> set[str]:
+        """Digests that databases written before ``digest`` ignored the folder stored for this spec
+        (they hashed ``base_dir`` and had no min_view_ms / allow_repeats): such a study still opens."""
+        if (self.min_view_ms, self.allow_repeats) != (DEFAULT_MIN_VIEW_MS, False):
+            return set()
+        d = self.to_dict()
+        for k in ("path", "min_view_ms", "allow_repeats"):
+            d.pop(k, None)
+        return {hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "StudySpec":
@@ -152,6 +170,9 @@ def _str_list(table: dict, key: str, default, path, where: str) -> tuple[str, ..
 
 def _check_keys(table: dict, allowed: set[str], path, where: str) -> None:
     unknown = sorted(set(table) - allowed)
+    if unknown and not where:  # the top level holds tables, e.g. a misspelt [pool]
+        raise ConfigError(f"unknown table [{unknown[0]}] in the study spec", path=path,
+                          hint=f"the tables are {', '.join(f'[{t}]' for t in sorted(allowed))}")
     if unknown:
         raise _err(path, f"{where}.{unknown[0]}", "unknown field",
                    hint=f"allowed fields in [{where}]: {', '.join(sorted(allowed))}")
@@ -161,12 +182,12 @@ def parse_spec(data: dict[str, Any], path: str | Path = "<spec>", base_dir: str 
     """Validate a parsed TOML document; every error names the field."""
     from ctstudio.imaging.window import PRESETS, preset
 
-    _check_keys(data, {"study", "pools", "display", "continuity"}, path, "spec")
+    _check_keys(data, {"study", "pools", "display", "continuity"}, path, "")
     study = data.get("study")
     if not isinstance(study, dict):
         raise _err(path, "study", "missing [study] table", hint="start the file with [study] name = ... kind = ...")
     _check_keys(study, {"name", "kind", "seed", "pairs_per_reader", "cases_per_reader", "sampling",
-                        "exclude", "description"}, path, "study")
+                        "exclude", "description", "min_view_ms", "allow_repeats"}, path, "study")
     name = _get(study, "name", str, None, path, "study")
     if not name or not name.strip():
         raise _err(path, "study.name", "missing or empty", hint='add name = "my-study"')
@@ -186,6 +207,11 @@ def parse_spec(data: dict[str, Any], path: str | Path = "<spec>", base_dir: str 
         raise _err(path, "study.sampling", f"must be one of {', '.join(SAMPLINGS)}, got {sampling!r}")
     exclude = _str_list(study, "exclude", [], path, "study")
     description = _get(study, "description", str, "", path, "study")
+    min_view_ms = _get(study, "min_view_ms", int, DEFAULT_MIN_VIEW_MS, path, "study")
+    if not 0 <= min_view_ms <= 60000:
+        raise _err(path, "study.min_view_ms", f"must be between 0 and 60000 ms, got {min_view_ms}",
+                   hint="the time a trial is on screen before an answer counts; 1000 (1 s) is usual")
+    allow_repeats = _get(study, "allow_repeats", bool, False, path, "study")
 
     pools = data.get("pools")
     if not isinstance(pools, dict):
@@ -257,7 +283,8 @@ def parse_spec(data: dict[str, Any], path: str | Path = "<spec>", base_dir: str 
         cases_per_reader=cases, sampling=sampling, exclude=exclude,
         display=DisplaySpec(mode=mode, slice=slc, window=window, window_name=window_name, window_locked=locked,
                             allowed_windows=allowed, size=size, depth=depth),
-        structures=structures, scale=scale, description=description, base_dir=str(base),
+        structures=structures, scale=scale, description=description, min_view_ms=min_view_ms,
+        allow_repeats=allow_repeats, base_dir=str(base),
         path=str(path),
     )
 

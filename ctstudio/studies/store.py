@@ -8,13 +8,24 @@
 * Each answer (response row + event) is committed before the caller shows the next trial.
 * ``events`` is an append-only audit trail (triggers refuse UPDATE and DELETE).
 
-Tables: studies, cases, readers (with the survey), sessions, trials, responses, events.
+Tables: studies, cases, readers (with the survey), sessions, trials, responses, events, plus
+``profiles`` (one survey profile per reader code in this database, reused by every study) and
+``meta`` (this database's site name and a random id that tells databases apart when merged).
+
+Readers are identified by a **code** (a pseudonym such as R7 or AB12), normalised to upper case
+without surrounding whitespace (:func:`normalise_reader_code`); names are refused. A study is
+identified by its spec digest (what it asks, not where it lies) and its cases by the SHA-256 of
+their content, so a study folder moved elsewhere resumes: the cases are found again by content.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
+import re
+import secrets
+import socket
 import sqlite3
 import time
 from datetime import datetime, timezone
@@ -79,6 +90,28 @@ def m003_reader_pseudonym_note(db: sqlite_utils.Database) -> None:
     db["readers"].add_column("survey_note", str)
 
 
+@migration
+def m004_profiles_sites_hashes(db: sqlite_utils.Database) -> None:
+    # Survey answers left unanswered stay NULL; the fields a reader chose not to answer are listed.
+    db["readers"].add_column("survey_skipped", str)
+    # Readers from several sites (merged databases) are kept apart by site.
+    db["readers"].add_column("site", str)
+    db.execute("UPDATE readers SET site = ''")
+    db.execute("DROP INDEX IF EXISTS idx_readers_study_id_code")
+    db["readers"].create_index(["study_id", "site", "code"], unique=True)
+    # Cases are identified by content, so a moved study folder finds them again.
+    db["cases"].add_column("sha256", str)
+    # Where a session (and an event) came from: "<database id>:<row id>", kept through merges.
+    db["sessions"].add_column("origin", str)
+    db["events"].add_column("origin", str)
+    db["profiles"].create({"code": str, "radiologist": int, "board_certified": int, "trainee": int,
+                           "specialty": str, "screening": int, "years_experience": float,
+                           "survey_skipped": str, "created_at": str}, pk="code")
+    db["meta"].create({"key": str, "value": str}, pk="key")
+    db["meta"].insert_all([{"key": "db_id", "value": secrets.token_hex(8)},
+                           {"key": "site", "value": socket.gethostname() or "local"}])
+
+
 def migrate(db: sqlite_utils.Database) -> list[str]:
     """Apply the migrations not yet applied; returns their names."""
     if "_ctstudio_migrations" not in db.table_names():
@@ -95,14 +128,46 @@ def migrate(db: sqlite_utils.Database) -> list[str]:
     return applied
 
 
+READER_CODE = re.compile(r"^[A-Z]{1,4}-?[0-9]{1,4}$")
+
+
+def normalise_reader_code(code: str) -> str:
+    """A reader code as stored: upper case, no surrounding whitespace ("r9 " and "R9" are one reader).
+
+    A code is 1-4 letters then 1-4 digits (R1, R12, AB3, R-07); anything else -- a name, spaces,
+    punctuation -- is refused with a message that says so."""
+    c = (code or "").strip().upper()
+    if not c:
+        raise InputError("a reader needs a code (a pseudonym such as R7, not a name)")
+    if not READER_CODE.match(c):
+        raise InputError(f"{code.strip()!r} is not a reader code: use 1-4 letters then 1-4 digits, such as R7 or "
+                         "AB12 (a pseudonym, never your name)", hint="ask the study owner for your reader code")
+    return c
+
+
+def file_sha256(path: str | Path) -> str:
+    """SHA-256 of a case's content: a file's bytes, or a folder's files (sorted relative names + bytes)."""
+    p = Path(path)
+    h = hashlib.sha256()
+    files = [p] if p.is_file() else sorted(q for q in p.rglob("*") if q.is_file())
+    for f in files:
+        if p.is_dir():
+            h.update(str(f.relative_to(p)).encode() + b"\0")
+        with open(f, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                h.update(block)
+    return h.hexdigest()
+
+
 #: the tables every study database has (m001); a database without one of them is damaged
 CORE_TABLES = frozenset({"studies", "cases", "readers", "sessions", "trials", "responses", "events"})
 
 
 class Store:
-    """A study database file (``":memory:"`` for tests)."""
+    """A study database file (``":memory:"`` for tests). ``create=False`` refuses a file that is not
+    already a ctstudio study database (a foreign or empty SQLite file is left untouched)."""
 
-    def __init__(self, path: str | Path, timeout_s: float = 30.0):
+    def __init__(self, path: str | Path, timeout_s: float = 30.0, create: bool = True):
         self.path = str(path)
         if self.path != ":memory:":
             p = Path(self.path)
@@ -116,6 +181,20 @@ class Store:
                     if fh.read(16) != b"SQLite format 3\x00":
                         raise InputError("not a SQLite study database", path=p,
                                          hint="give a .db file created by ctstudio, or a new file name")
+        if not create:
+            p = Path(self.path)
+            ok = p.exists() and p.stat().st_size > 0
+            if ok:
+                probe = sqlite3.connect(f"file:{p}?mode=ro", uri=True)
+                try:
+                    ok = probe.execute("SELECT 1 FROM sqlite_master WHERE name = '_ctstudio_migrations'").fetchone()
+                except sqlite3.DatabaseError:
+                    ok = False
+                finally:
+                    probe.close()
+            if not ok:
+                raise InputError("not a ctstudio study database (empty, or a SQLite file of another program); "
+                                 "it was left unchanged", path=p, hint="check --db")
         conn = None
         try:  # a damaged file is an InputError here, not a sqlite3 error later (found by bench/fuzz.py)
             conn = sqlite3.connect(self.path, timeout=timeout_s, isolation_level=None, check_same_thread=False)
@@ -186,21 +265,41 @@ class Store:
         self._insert(conn, "events", {"ts": now(), "session_id": session_id, "kind": kind,
                                       "payload": json.dumps(payload, sort_keys=True, default=str)})
 
-    # -- studies and cases ------------------------------------------------------------------
-    def ensure_study(self, spec, cases) -> int:
-        """Register a study and its cases (tokens drawn now), or return the existing one.
+    # -- this database -----------------------------------------------------------------------
+    def meta(self, key: str) -> str | None:
+        row = self.conn.execute("SELECT value FROM meta WHERE key = ?", [key]).fetchone()
+        return None if row is None else str(row[0])
 
-        A study of the same name whose spec asks something else is refused (rename the study).
-        """
+    def set_site(self, name: str) -> None:
+        """Name this database's site (shown in merged analyses; default: the host name)."""
+        name = name.strip()
+        if not name:
+            raise InputError("a site needs a non-empty name", path=self.path)
+        with self.transaction() as conn:
+            conn.execute("UPDATE meta SET value = ? WHERE key = 'site'", [name])
+            self.log(conn, "site_named", None, site=name)
+
+    # -- studies and cases ------------------------------------------------------------------
+    def _study_matches(self, row: dict, spec) -> bool:
+        return row["spec_digest"] == spec.digest() or row["spec_digest"] in spec.legacy_digests()
+
+    def ensure_study(self, spec, cases) -> int:
+        """Register a study and its cases (tokens drawn now, content hashed), or return the existing one.
+
+        A study of the same name whose spec asks something else is refused (rename the study). The
+        spec's folder is not part of its identity: see :meth:`relocate_cases`."""
         from ctstudio.studies.schedule import new_token
 
         row = self.study_by_name(spec.name)
         digest = spec.digest()
         if row is not None:
-            if row["spec_digest"] != digest:
-                raise ConfigError(f"the database already holds a study named {spec.name!r} with a different spec",
-                                  path=self.path, hint="give the changed study a new study.name, or use another --db")
+            if not self._study_matches(row, spec):
+                raise ConfigError(f"the database already holds a study named {spec.name!r} with a different spec "
+                                  "(its questions, pools, display or settings differ; where the files lie does not "
+                                  "matter)", path=self.path,
+                                  hint="give the changed study a new study.name, or use another --db")
             return int(row["id"])
+        hashes = [file_sha256(c.path) for c in cases]
         with self.transaction() as conn:
             again = conn.execute("SELECT id FROM studies WHERE name = ?", [spec.name]).fetchone()
             if again:
@@ -208,10 +307,43 @@ class Store:
             sid = self._insert(conn, "studies", {"name": spec.name, "kind": spec.kind, "seed": spec.seed,
                                                  "spec_json": spec.to_json(), "spec_digest": digest,
                                                  "created_at": now()})
-            for c in cases:
-                self._insert(conn, "cases", {"token": new_token(), "study_id": sid, "cls": c.cls, "path": c.path})
+            for c, h in zip(cases, hashes):
+                self._insert(conn, "cases", {"token": new_token(), "study_id": sid, "cls": c.cls, "path": c.path,
+                                             "sha256": h})
             self.log(conn, "study_created", None, study_id=sid, name=spec.name, n_cases=len(cases))
         return sid
+
+    def relocate_cases(self, study_id: int, cases) -> int:
+        """Find a study's cases again after its folder moved: ``cases`` (resolved from the spec in its new
+        place) are matched to the stored ones by content hash and their paths updated. Returns how many
+        paths changed (0 when every stored path still exists). A stored case whose content is not among
+        ``cases``, or a class that changed, is an error naming it."""
+        stored = self.cases(study_id)
+        if all(Path(c["path"]).exists() for c in stored):
+            return 0
+        if any(not c.get("sha256") for c in stored):
+            raise InputError("the study's case files moved, and this database (written by an older ctstudio) has "
+                             "no content hashes to find them again", path=self.path,
+                             hint="put the study folder back where it was, or start a new database")
+        by_hash = {}
+        for c in cases:
+            by_hash.setdefault(file_sha256(c.path), c)
+        moves = []
+        for row in stored:
+            if Path(row["path"]).exists() and file_sha256(row["path"]) == row["sha256"]:
+                continue
+            new = by_hash.get(row["sha256"])
+            if new is None or new.cls != row["cls"]:
+                raise InputError(f"a {row['cls']} case of the study is not found (by content) in the spec's pools; "
+                                 f"it was at {row['path']}", path=self.path,
+                                 hint="the cases must be the same files, unchanged; check the moved folder")
+            moves.append((new.path, row["token"], row["path"]))
+        with self.transaction() as conn:
+            for path, token, _ in moves:
+                conn.execute("UPDATE cases SET path = ? WHERE token = ?", [path, token])
+            self.log(conn, "cases_relocated", None, study_id=study_id, n_cases=len(moves),
+                     new_folder=str(Path(moves[0][0]).parent) if moves else None)
+        return len(moves)
 
     def study_by_name(self, name: str) -> dict | None:
         rows = list(self.db["studies"].rows_where("name = ?", [name]))
@@ -241,24 +373,79 @@ class Store:
     # -- readers and sessions -----------------------------------------------------------------
     SURVEY_FIELDS = ("radiologist", "board_certified", "trainee", "specialty", "screening", "years_experience")
 
-    def ensure_reader(self, study_id: int, code: str, survey: dict[str, Any] | None = None) -> int:
-        code = code.strip()
-        if not code:
-            raise InputError("a reader needs a non-empty code (a pseudonym, not a name)")
+    def profile(self, code: str) -> dict | None:
+        """The survey profile stored for a reader code in this database (any study), or None."""
+        rows = list(self.db["profiles"].rows_where("code = ?", [normalise_reader_code(code)]))
+        if not rows:
+            return None
+        p = rows[0]
+        p["survey_skipped"] = json.loads(p["survey_skipped"] or "[]")
+        return p
+
+    @classmethod
+    def _clean_survey(cls, survey: dict[str, Any] | None) -> tuple[dict[str, Any], list[str]]:
         survey = dict(survey or {})
-        unknown = set(survey) - set(self.SURVEY_FIELDS) - {"survey_note"}
+        skipped = list(survey.pop("survey_skipped", []) or [])
+        unknown = set(survey) - set(cls.SURVEY_FIELDS) - {"survey_note"}
         if unknown:
             raise InputError(f"unknown survey field(s): {', '.join(sorted(unknown))}")
+        bad = set(skipped) - set(cls.SURVEY_FIELDS)
+        if bad:
+            raise InputError(f"unknown survey field(s) marked as skipped: {', '.join(sorted(bad))}")
         for k in ("radiologist", "board_certified", "trainee", "screening"):
             if k in survey and survey[k] is not None:
                 survey[k] = int(bool(survey[k]))
+        for k in skipped:
+            survey[k] = None  # a skipped question stays NULL: never a default answer
+        return survey, sorted(set(skipped))
+
+    def ensure_reader(self, study_id: int, code: str, survey: dict[str, Any] | None = None,
+                      update_profile: bool = False, site: str = "") -> int:
+        """The reader ``code`` (normalised, validated) of a study, registered on first use.
+
+        One profile per code: a code seen before in this database (in any study) reuses its stored
+        survey; ``update_profile`` replaces it with ``survey`` (the reader confirmed a correction) and
+        updates every study's copy. Unanswered survey fields stay NULL; ``survey["survey_skipped"]``
+        lists the fields the reader chose not to answer."""
+        code = normalise_reader_code(code)
+        survey, skipped = self._clean_survey(survey)
+        note = survey.pop("survey_note", None)
         with self.transaction() as conn:
-            r = conn.execute("SELECT id FROM readers WHERE study_id = ? AND code = ?", [study_id, code]).fetchone()
+            prof = conn.execute("SELECT * FROM profiles WHERE code = ?", [code]).fetchone()
+            fields = {k: survey.get(k) for k in self.SURVEY_FIELDS}
+            if prof is None:
+                self._insert(conn, "profiles", {"code": code, **fields, "survey_skipped": json.dumps(skipped),
+                                                "created_at": now()})
+                self.log(conn, "profile_created", None, code=code, survey_skipped=skipped)
+            elif update_profile:
+                conn.execute(f"UPDATE profiles SET {', '.join(f'{k} = ?' for k in fields)}, survey_skipped = ? "
+                             "WHERE code = ?", [*fields.values(), json.dumps(skipped), code])
+                conn.execute(f"UPDATE readers SET {', '.join(f'{k} = ?' for k in fields)}, survey_skipped = ? "
+                             "WHERE code = ? AND site = ?", [*fields.values(), json.dumps(skipped), code, site])
+                self.log(conn, "profile_updated", None, code=code, survey_skipped=skipped)
+            else:
+                cols = [d[0] for d in conn.execute("SELECT * FROM profiles LIMIT 0").description]
+                stored = dict(zip(cols, prof))
+                if survey and any(survey.get(k) != stored[k] for k in survey if k in fields):
+                    self.log(conn, "profile_kept", None, code=code,
+                             note="a different survey was given; the stored profile was kept")
+                fields = {k: stored[k] for k in self.SURVEY_FIELDS}
+                skipped = json.loads(stored["survey_skipped"] or "[]")
+            r = conn.execute("SELECT id FROM readers WHERE study_id = ? AND site = ? AND code = ?",
+                             [study_id, site, code]).fetchone()
             if r:
                 return int(r[0])
-            rid = self._insert(conn, "readers", {"study_id": study_id, "code": code, "created_at": now(), **survey})
-            self.log(conn, "reader_registered", None, study_id=study_id, reader_id=rid, **survey)
+            rid = self._insert(conn, "readers", {"study_id": study_id, "code": code, "site": site,
+                                                 "created_at": now(), "survey_note": note,
+                                                 "survey_skipped": json.dumps(skipped), **fields})
+            self.log(conn, "reader_registered", None, study_id=study_id, reader_id=rid, **fields,
+                     survey_skipped=skipped)
         return rid
+
+    def reader_by_code(self, study_id: int, code: str, site: str = "") -> dict | None:
+        rows = list(self.db["readers"].rows_where("study_id = ? AND site = ? AND code = ?",
+                                                  [study_id, site, normalise_reader_code(code)]))
+        return rows[0] if rows else None
 
     def reader(self, reader_id: int) -> dict:
         return self.db["readers"].get(reader_id)
@@ -275,6 +462,7 @@ class Store:
                 return int(r[0]), True
             sid = self._insert(conn, "sessions", {"study_id": study_id, "reader_id": reader_id, "seed": seed,
                                                   "state": "open", "created_at": now()})
+            conn.execute("UPDATE sessions SET origin = ? WHERE id = ?", [f"{self.meta('db_id')}:{sid}", sid])
             for t in trials:
                 self._insert(conn, "trials", {"session_id": sid, "question_index": t.index, "kind": t.kind,
                                               "left_token": t.left, "right_token": t.right, "real_side": t.real_side,
@@ -329,7 +517,12 @@ class Store:
     def responses_table(self, study_id: int | None = None) -> list[dict]:
         """Raw responses joined with trial, reader and study (blinded tokens + class; no paths)."""
         sql = """
-        SELECT st.name AS study, st.kind AS kind, se.id AS session_id, rd.code AS reader,
+        SELECT st.name AS study, st.kind AS kind, se.id AS session_id,
+               CASE WHEN COALESCE(rd.site, '') != '' THEN rd.site || '/' || rd.code ELSE rd.code END AS reader,
+               COALESCE(rd.site, '') AS site, se.state AS session_state,
+               (SELECT COUNT(*) FROM sessions s2 WHERE s2.reader_id = se.reader_id AND s2.id <= se.id)
+                   AS session_number,
+               (SELECT COUNT(*) FROM trials t2 WHERE t2.session_id = se.id) AS session_trials,
                rd.radiologist, rd.board_certified, rd.trainee, rd.specialty, rd.screening, rd.years_experience,
                r.question_index, t.left_token, t.right_token, t.case_token, t.cls AS case_class,
                r.real_side, r.choice, r.correct, r.response_ms, r.scores_json, r.comment,

@@ -23,11 +23,15 @@ def _register(qtbot, tab, spec, db, code, radiologist, cert):
     reg.spec_edit.setText(str(spec))
     reg.db_edit.setText(str(db))
     reg.reader_edit.setText(code)
-    reg.radiologist.setChecked(radiologist)
+    reg.fullscreen.setChecked(False)
+    reg.radiologist.setCurrentText("yes" if radiologist else "no")
     reg.certification.setCurrentText(cert)
-    reg.specialty.setCurrentText("neuroradiology" if radiologist else "")
-    reg.years.setValue(7 if radiologist else 0)
+    reg.specialty.setCurrentText("neuroradiology" if radiologist else "none")
+    reg.screening.setCurrentText("no")
+    reg.years.setCurrentText("7" if radiologist else "0")
     qtbot.mouseClick(reg.start_button, Qt.MouseButton.LeftButton)
+    if tab.screen is reg and "answered the survey before" in reg.message.text():  # a returning reader confirms
+        qtbot.mouseClick(reg.start_button, Qt.MouseButton.LeftButton)
     assert tab.screen is tab.tutorial, reg.message.text()
 
 
@@ -38,7 +42,7 @@ def test_three_readers_ten_pairs_through_the_screens_then_results(qtbot, main_wi
     assert tab is not None and type(tab).__module__ == "ctstudio.app.tabs.study"
     main_window.tabs.setCurrentWidget(tab)
     secrets = [str(tmp_path), ".nii", "synthetic", "case0", "study.toml"]  # the question itself says "real"
-    readers = [("R1", True, "board-certified"), ("R2", True, "trainee"), ("R3", False, "not applicable")]
+    readers = [("R1", True, "board-certified"), ("R2", True, "trainee"), ("R3", False, "neither")]
     for n, (code, rad, cert) in enumerate(readers):
         _register(qtbot, tab, spec, db, code, rad, cert)
         assert "10 pairs" in tab.tutorial.text.text()
@@ -145,7 +149,7 @@ def test_a_bad_spec_shows_a_clear_message_and_the_tab_stays_usable(qtbot, main_w
     reg = tab.registration
     reg.spec_edit.setText(str(bad))
     reg.db_edit.setText(str(tmp_path / "x.db"))
-    reg.reader_edit.setText("R")
+    reg.reader_edit.setText("R1")
     qtbot.mouseClick(reg.start_button, Qt.MouseButton.LeftButton)
     assert tab.screen is reg and "study.kind" in reg.message.text()
     box = main_window.error_box
@@ -160,7 +164,7 @@ def test_three_planes_side_by_side_and_two_tabs_on_one_database(qtbot, tmp_path)
     spec = write_phantom_study(tmp_path / "t", n_real=3, n_synthetic=3, trials=4, mode="three_planes", size=48)
     db = tmp_path / "two.db"
     tabs = []
-    for code in ("A", "B"):
+    for code in ("A1", "B1"):
         t = Tab(None)
         qtbot.addWidget(t)
         t.show()
@@ -173,7 +177,7 @@ def test_three_planes_side_by_side_and_two_tabs_on_one_database(qtbot, tmp_path)
             qtbot.keyClick(t.pair, Qt.Key.Key_Right)
     assert all(t.screen is t.end for t in tabs)
     rows = Store(db).responses_table()
-    assert sorted((r["reader"], r["question_index"]) for r in rows) == [(c, q) for c in "AB" for q in range(1, 5)]
+    assert sorted((r["reader"], r["question_index"]) for r in rows) == [(c, q) for c in ("A1", "B1") for q in range(1, 5)]
     for t in tabs:
         t.shutdown()
 
@@ -182,7 +186,7 @@ def test_a_case_file_gone_mid_study_gives_a_message_and_answers_stay(qtbot, main
     spec = write_phantom_study(tmp_path / "g", n_real=2, n_synthetic=2, trials=4, size=32)
     db = tmp_path / "g.db"
     tab = main_window.tab("Study")
-    _register(qtbot, tab, spec, db, "G", False, "not applicable")
+    _register(qtbot, tab, spec, db, "G1", False, "neither")
     qtbot.mouseClick(tab.tutorial.button, Qt.MouseButton.LeftButton)
     qtbot.keyClick(tab.pair, Qt.Key.Key_Left)
     tab.session._pool.shutdown(wait=True)  # let the prefetch settle, then drop every cached image

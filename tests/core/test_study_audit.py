@@ -62,7 +62,7 @@ def test_dicom_pools_are_read_and_synthetic_tags_are_found(tmp_path):
                          .replace('"synthetic/*.nii.gz"', '"synthetic/s*"').replace("pairs_per_reader = 10",
                                                                                    "pairs_per_reader = 4"))
     spec = load_spec(spec_path)
-    s = ReaderSession.open(Store(tmp_path / "d.db"), spec, "r", prefetch=False)
+    s = ReaderSession.open(Store(tmp_path / "d.db"), spec, "R1", prefetch=False)
     s.begin()
     left, right = s.images()
     assert left.planes.shape == right.planes.shape == (1, 64, 64)
@@ -92,6 +92,7 @@ name = "mammo"
 kind = "pair"
 seed = 3
 pairs_per_reader = 5
+min_view_ms = 0
 [pools]
 real = ["real/*.png"]
 synthetic = ["synthetic/*.tif"]
@@ -100,7 +101,7 @@ window = [0, 255]
 size = 80
 """)
     spec = load_spec(tmp_path / "s.toml")
-    s = ReaderSession.open(Store(tmp_path / "m.db"), spec, "r", prefetch=False)
+    s = ReaderSession.open(Store(tmp_path / "m.db"), spec, "R1", prefetch=False)
     s.begin()
     while s.current is not None:
         left, right = s.images()

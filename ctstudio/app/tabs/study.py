@@ -9,6 +9,17 @@ next trial's images are prefetched while the reader looks at the current one.
 Blinding: the screens show opaque progress ("pair 3 of 10") and the images on the study's display
 grid; no file name, path, token, class or geometry reaches the screen or the window title, and no
 feedback is given. Keys: Left/1 = left image is real, Right/2 = right image is real, P = pause.
+
+Reader mode: while a session runs the window is locked to this tab (``MainWindow.set_reader_lock``:
+other tabs, menus, File > Open, drag and drop disabled; optionally full screen); leaving goes through
+Pause, and ending early asks for confirmation. Answers are deliberate: auto-repeat key events are
+ignored (holding a key answers at most once), and an answer counts only after the trial has been read
+for the spec's ``min_view_ms`` (the answer buttons stay disabled until then; earlier key presses are
+dropped, not recorded). Reading time stops while the window is inactive (logged as focus events).
+
+Survey: no field has a default; each must be answered or marked "prefer not to say" (stored as NULL
+and listed as skipped). A reader code seen before in the database brings back its stored profile for
+the reader to confirm. A finished code is told so and offered nothing to redo.
 """
 
 from __future__ import annotations
@@ -16,19 +27,24 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from PySide6.QtCore import QEvent, Qt, Signal
+from PySide6.QtCore import QEvent, Qt, QTimer, Signal
+from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import (QButtonGroup, QCheckBox, QComboBox, QFileDialog, QFormLayout, QGridLayout,
-                               QGroupBox, QHBoxLayout, QLabel, QLineEdit, QPushButton, QRadioButton,
-                               QScrollArea, QSlider, QSpinBox, QStackedWidget, QVBoxLayout, QWidget)
+                               QGroupBox, QHBoxLayout, QLabel, QLineEdit, QMessageBox, QPushButton,
+                               QRadioButton, QScrollArea, QSlider, QStackedWidget, QVBoxLayout, QWidget)
 
 from ctstudio.app.widgets.study_view import StudyView
-from ctstudio.errors import CTStudioError
+from ctstudio.errors import CTStudioError, InputError
 from ctstudio.imaging.window import Window, preset
 
 TITLE = "Study"
 ORDER = 50
 
-CERT_CHOICES = ("board-certified", "trainee", "not applicable")
+DECLINE = "prefer not to say"
+YES_NO = ("yes", "no", DECLINE)
+CERT_CHOICES = ("board-certified", "trainee", "neither", DECLINE)
+SPECIALTIES = ("neuroradiology", "general radiology", "breast imaging", "other", "none", DECLINE)
+YEARS = tuple(str(y) for y in range(0, 41)) + ("more than 40", DECLINE)
 #: keys of the pair screen: Left/1 = left is real, Right/2 = right is real, P = pause
 PAIR_KEYS = {Qt.Key.Key_Left: "left", Qt.Key.Key_1: "left", Qt.Key.Key_Right: "right", Qt.Key.Key_2: "right",
              Qt.Key.Key_P: "pause"}
@@ -59,23 +75,20 @@ class RegistrationScreen(QWidget):
         form.addRow("Reader code", self.reader_edit)
         lay.addLayout(form)
 
-        survey = QGroupBox("About you")
+        survey = QGroupBox("About you (every question needs an answer; \"prefer not to say\" is one)")
         sf = QFormLayout(survey)
-        self.radiologist = QCheckBox("I am a radiologist")
-        sf.addRow(self.radiologist)
-        self.certification = QComboBox()
-        self.certification.addItems(CERT_CHOICES)
-        sf.addRow("Certification", self.certification)
-        self.specialty = QComboBox()
-        self.specialty.setEditable(True)
-        self.specialty.addItems(["", "neuroradiology", "general radiology", "breast imaging", "other"])
-        sf.addRow("Specialty", self.specialty)
-        self.screening = QCheckBox("I work in screening")
-        sf.addRow(self.screening)
-        self.years = QSpinBox()
-        self.years.setRange(0, 60)
-        sf.addRow("Years of experience", self.years)
+        self.radiologist = self._choice(sf, "Are you a radiologist?", YES_NO)
+        self.certification = self._choice(sf, "Certification", CERT_CHOICES)
+        self.specialty = self._choice(sf, "Specialty", SPECIALTIES)
+        self.screening = self._choice(sf, "Do you work in screening?", YES_NO)
+        self.years = self._choice(sf, "Years of experience", YEARS)
+        self.fullscreen = QCheckBox("Full screen during the session")
+        self.fullscreen.setChecked(True)
         lay.addWidget(survey)
+        lay.addWidget(self.fullscreen)
+        #: the code whose stored profile the form shows (the reader is asked to confirm it)
+        self.profile_shown_for: str | None = None
+        self.profile_loaded: dict | None = None
         self.message = QLabel("")
         self.message.setStyleSheet("color: #c0392b;")
         self.message.setWordWrap(True)
@@ -85,6 +98,49 @@ class RegistrationScreen(QWidget):
         self.start_button.clicked.connect(self.start_requested)
         lay.addWidget(self.start_button, alignment=Qt.AlignmentFlag.AlignRight)
         lay.addStretch(1)
+        for edit in (self.spec_edit, self.db_edit, self.reader_edit):  # an old error goes once the input changes
+            edit.textEdited.connect(lambda *_: self.message.setText(""))
+
+    @staticmethod
+    def _choice(form: QFormLayout, label: str, items) -> QComboBox:
+        box = QComboBox()
+        box.addItems(list(items))
+        box.setPlaceholderText("(choose)")
+        box.setCurrentIndex(-1)  # no default answer
+        form.addRow(label, box)
+        return box
+
+    def boxes(self) -> dict[str, QComboBox]:
+        return {"Are you a radiologist?": self.radiologist, "Certification": self.certification,
+                "Specialty": self.specialty, "Do you work in screening?": self.screening,
+                "Years of experience": self.years}
+
+    def clear_survey(self) -> None:
+        for b in self.boxes().values():
+            b.setCurrentIndex(-1)
+        self.profile_shown_for = None
+        self.profile_loaded = None
+
+    def show_profile(self, code: str, profile: dict) -> None:
+        """Fill the survey from a stored profile (the reader confirms or corrects it)."""
+        skipped = set(profile.get("survey_skipped") or [])
+
+        def yn(v, field):
+            return DECLINE if field in skipped or v is None else ("yes" if v else "no")
+
+        self.radiologist.setCurrentText(yn(profile.get("radiologist"), "radiologist"))
+        self.screening.setCurrentText(yn(profile.get("screening"), "screening"))
+        if profile.get("board_certified") is None and profile.get("trainee") is None:
+            self.certification.setCurrentText(DECLINE)
+        else:
+            self.certification.setCurrentText("board-certified" if profile.get("board_certified") else
+                                              "trainee" if profile.get("trainee") else "neither")
+        spec = profile.get("specialty")
+        self.specialty.setCurrentText(DECLINE if spec is None else spec if spec in SPECIALTIES else "other")
+        y = profile.get("years_experience")
+        self.years.setCurrentText(DECLINE if y is None else "more than 40" if y > 40 else str(int(y)))
+        self.profile_shown_for = code
+        self.profile_loaded = self.survey()
 
     @staticmethod
     def _path_row(form: QFormLayout, label: str, placeholder: str, browse) -> QLineEdit:
@@ -111,15 +167,40 @@ class RegistrationScreen(QWidget):
             self.db_edit.setText(path)
 
     def survey(self) -> dict:
+        """The survey answers; an unanswered question is an InputError naming it. "Prefer not to say"
+        leaves the field None and lists it in ``survey_skipped``."""
+        missing = [label for label, box in self.boxes().items() if box.currentIndex() < 0]
+        if missing:
+            raise InputError(f"please answer every survey question (\"{DECLINE}\" is an answer); unanswered: "
+                             f"{', '.join(missing)}")
+        out: dict = {}
+        skipped: list[str] = []
+
+        def yes_no(box, field):
+            if box.currentText() == DECLINE:
+                skipped.append(field)
+                out[field] = None
+            else:
+                out[field] = box.currentText() == "yes"
+
+        yes_no(self.radiologist, "radiologist")
+        yes_no(self.screening, "screening")
         cert = self.certification.currentText()
-        return {
-            "radiologist": self.radiologist.isChecked(),
-            "board_certified": cert == "board-certified",
-            "trainee": cert == "trainee",
-            "specialty": self.specialty.currentText().strip() or None,
-            "screening": self.screening.isChecked(),
-            "years_experience": float(self.years.value()),
-        }
+        if cert == DECLINE:
+            skipped += ["board_certified", "trainee"]
+            out["board_certified"] = out["trainee"] = None
+        else:
+            out["board_certified"], out["trainee"] = cert == "board-certified", cert == "trainee"
+        spec = self.specialty.currentText()
+        if spec == DECLINE:
+            skipped.append("specialty")
+        out["specialty"] = None if spec == DECLINE else spec
+        years = self.years.currentText()
+        if years == DECLINE:
+            skipped.append("years_experience")
+        out["years_experience"] = None if years == DECLINE else 41.0 if years == "more than 40" else float(years)
+        out["survey_skipped"] = sorted(skipped)
+        return out
 
 
 class _WrapLabel(QLabel):
@@ -223,6 +304,7 @@ class PairScreen(QWidget):
 
     # Answer keys are claimed here (ShortcutOverride) so that window-wide shortcuts of other tabs,
     # e.g. the viewer's number keys for window presets, never fire while a reader answers.
+    # Auto-repeat events of a held key are claimed too and then dropped: holding a key answers at most once.
     def event(self, ev) -> bool:  # noqa: D102
         if ev.type() == QEvent.Type.ShortcutOverride and ev.key() in PAIR_KEYS and not ev.modifiers():
             ev.accept()
@@ -231,6 +313,9 @@ class PairScreen(QWidget):
 
     def keyPressEvent(self, ev) -> None:  # noqa: N802
         action = PAIR_KEYS.get(ev.key()) if not ev.modifiers() else None
+        if action and ev.isAutoRepeat():
+            ev.accept()
+            return
         if action == "pause":
             self.pause_requested.emit()
         elif action:
@@ -248,6 +333,11 @@ class PairScreen(QWidget):
         self.progress.setText(progress)
         for v, img in zip(self.views, images):
             v.set_case(img, window, reset_view=reset_view)
+
+    def set_answerable(self, ok: bool) -> None:
+        """The answer buttons are enabled only once the minimum viewing time has passed (a subtle cue)."""
+        for b in (self.left_button, self.right_button):
+            b.setEnabled(ok)
 
 
 class ContinuityScreen(QWidget):
@@ -354,9 +444,13 @@ class ContinuityScreen(QWidget):
     def set_score(self, structure: str, value: int) -> None:
         self.groups[structure].button(value).click()
 
+    def set_answerable(self, ok: bool) -> None:
+        self._answerable = ok
+        self._update_next()
+
     def _update_next(self, *_) -> None:
         missing = [s for s in self.groups if self.groups[s].checkedId() <= 0]
-        self.next_button.setEnabled(not missing)
+        self.next_button.setEnabled(not missing and getattr(self, "_answerable", True))
         self.missing.setText("" if not missing else f"still to score: {len(missing)}")
 
     def show_trial(self, progress: str, images, window: Window) -> None:
@@ -395,6 +489,10 @@ class Tab(QWidget):
         self.registration = RegistrationScreen()
         self.tutorial = MessageScreen("Before you start", "Begin")
         self.paused = MessageScreen("Paused", "Resume")
+        self.end_early_button = QPushButton("End the session early...")
+        self.end_early_button.clicked.connect(self.end_early)
+        self.paused.layout().insertWidget(self.paused.layout().count() - 1, self.end_early_button,
+                                          alignment=Qt.AlignmentFlag.AlignCenter)
         self.end = MessageScreen("Thank you", "Next reader")
         self.pair = PairScreen()
         self.continuity = ContinuityScreen()
@@ -408,6 +506,17 @@ class Tab(QWidget):
         self.pair.pause_requested.connect(self.pause)
         self.continuity.answered.connect(self.answer_continuity)
         self.continuity.pause_requested.connect(self.pause)
+        #: enables the answer controls once the trial has been read for the minimum viewing time
+        self.answer_timer = QTimer(self)
+        self.answer_timer.setSingleShot(True)
+        self.answer_timer.timeout.connect(self._update_answerable)
+        self.locked = False
+        tabs = getattr(main_window, "tabs", None)
+        if tabs is not None:  # while locked, any switch away from this tab (even by code) is undone
+            tabs.currentChanged.connect(self._tab_changed)
+        app = QGuiApplication.instance()
+        if app is not None:
+            app.applicationStateChanged.connect(self._app_state_changed)
         settings = getattr(main_window, "settings", None)
         if settings is not None:
             self.registration.spec_edit.setText(str(settings.value("study/last_spec", "") or ""))
@@ -434,6 +543,9 @@ class Tab(QWidget):
         from ctstudio.studies.spec import load_spec
         from ctstudio.studies.store import Store
 
+        from ctstudio.studies.session import AlreadyFinished
+        from ctstudio.studies.store import normalise_reader_code
+
         reg = self.registration
         spec_path, db_path, code = reg.spec_edit.text().strip(), reg.db_edit.text().strip(), reg.reader_edit.text().strip()
         if not spec_path or not db_path or not code:
@@ -441,14 +553,33 @@ class Tab(QWidget):
             return False
         self.close_session()
         try:
+            code = normalise_reader_code(code)
             self.spec = load_spec(spec_path)
             if self.store is None or self.store.path != str(Path(db_path)):
                 if self.store is not None:
                     self.store.close()
                 self.store = Store(db_path)
-            self.session = ReaderSession.open(self.store, self.spec, code, reg.survey())
+            profile = self.store.profile(code)
+            if profile is not None and reg.profile_shown_for != code:
+                reg.show_profile(code, profile)
+                reg.message.setText(f"Reader {code} has answered the survey before in this database: the stored "
+                                    "answers are filled in. Check them (correct them if needed) and press Start "
+                                    "again.")
+                return False
+            survey = reg.survey()
+            update = profile is not None and survey != reg.profile_loaded
+            self.session = ReaderSession.open(self.store, self.spec, code, survey, update_profile=update)
+        except AlreadyFinished as exc:
+            reg.message.setText(f"Reader {code} has already finished this study: thank you, there is nothing "
+                                "left to answer. If this is not your code, check it with the study owner.")
+            self._status(str(exc).splitlines()[0])
+            return False
         except CTStudioError as exc:
-            self._error("Cannot start the study", str(exc))
+            msg = str(exc)
+            if isinstance(exc, InputError) and ("survey" in msg or "reader code" in msg):
+                reg.message.setText(str(exc).splitlines()[0])  # a form mistake: said on the form, no dialog
+            else:
+                self._error("Cannot start the study", str(exc))
             return False
         reg.message.setText("")
         settings = getattr(self.main_window, "settings", None)
@@ -460,6 +591,7 @@ class Tab(QWidget):
         if s.state == "finished":
             self._show_end()
             return True
+        self.set_locked(True)
         if s.resumed:
             self.tutorial.title.setText("Welcome back")
             self.tutorial.text.setText(f"Your session continues where it stopped: {noun} {s.position} of "
@@ -493,7 +625,7 @@ class Tab(QWidget):
         box = self.pair.window_box if self.spec.kind == "pair" else self.continuity.window_box
         return box.window() if box.count() else self.session.window
 
-    def _show_current(self, t_answer: float | None = None) -> None:
+    def _show_current(self, t_answer: float | None = None, resumed: bool = False) -> None:
         s = self.session
         trial = s.current
         if trial is None:
@@ -505,11 +637,12 @@ class Tab(QWidget):
             self._error("Cannot show the next image", f"{exc}\nYour answers so far are saved; fix the case "
                         "file and start again with the same reader code to resume.")
             self.close_session()
+            self.set_locked(False)
             self.stack.setCurrentWidget(self.registration)
             return
         if self.spec.kind == "pair":
             self.stack.setCurrentWidget(self.pair)
-            self.pair.show_trial(s.progress_text(), images, self._window(), reset_view=t_answer is None)
+            self.pair.show_trial(s.progress_text(), images, self._window(), reset_view=not resumed)
             self.pair.setFocus()
             self.pair.left.repaint()
             self.pair.right.repaint()
@@ -518,7 +651,9 @@ class Tab(QWidget):
             self.continuity.show_trial(s.progress_text(), images, self._window())
             self.continuity.setFocus()
             self.continuity.view.repaint()
-        s.shown()
+        if not resumed:
+            s.shown()
+        self._update_answerable()
         ms = -1.0
         if t_answer is not None:
             ms = (time.perf_counter() - t_answer) * 1000.0
@@ -532,9 +667,52 @@ class Tab(QWidget):
         self.session.begin()
         self._show_current()
 
+    def _update_answerable(self) -> None:
+        """Enable the answer controls once the minimum viewing time has been read; else re-arm the timer."""
+        s = self.session
+        ok = s is not None and s.can_answer()
+        self.pair.set_answerable(ok)
+        self.continuity.set_answerable(ok)
+        if s is not None and s.state == "trial" and not ok:
+            self.answer_timer.start(max(10, int(s.ms_until_answer()) + 5))
+
+    def _app_state_changed(self, state) -> None:
+        """Reading time counts only while the window is active (logged as focus_out / focus_in)."""
+        if self.session is None:
+            return
+        if state == Qt.ApplicationState.ApplicationActive:
+            self.session.focus_gained()
+            self._update_answerable()
+        else:
+            self.session.focus_lost()
+            self.answer_timer.stop()
+            self.pair.set_answerable(False)
+            self.continuity.set_answerable(False)
+
+    def _tab_changed(self, _index: int) -> None:
+        tabs = self.main_window.tabs
+        if self.locked and tabs.currentWidget() is not self:
+            QTimer.singleShot(0, lambda: tabs.setCurrentWidget(self) if self.locked else None)
+
+    def set_locked(self, locked: bool) -> None:
+        """Reader mode on or off: the window locked to this tab (and full screen when chosen)."""
+        if locked == self.locked:
+            return
+        self.locked = locked
+        mw = self.main_window
+        if mw is not None and hasattr(mw, "set_reader_lock"):
+            mw.set_reader_lock(locked, self)
+            if locked and self.registration.fullscreen.isChecked():
+                self._was_maximized = mw.isMaximized()
+                mw.showFullScreen()
+            elif not locked and mw.isFullScreen():
+                mw.showMaximized() if getattr(self, "_was_maximized", False) else mw.showNormal()
+
     def answer_pair(self, side: str) -> None:
         s = self.session
         if s is None or s.state != "trial" or self.stack.currentWidget() is not self.pair:
+            return
+        if not s.can_answer():  # before the minimum viewing time: dropped, not recorded
             return
         t0 = time.perf_counter()
         w = self._window()
@@ -549,6 +727,8 @@ class Tab(QWidget):
     def answer_continuity(self) -> None:
         s = self.session
         if s is None or s.state != "trial" or self.stack.currentWidget() is not self.continuity:
+            return
+        if not s.can_answer():
             return
         t0 = time.perf_counter()
         w = self._window()
@@ -575,7 +755,21 @@ class Tab(QWidget):
         if self.session is None:
             return
         self.session.resume()
-        self._show_current()
+        self._show_current(resumed=True)
+
+    def confirm_end_early(self) -> bool:
+        """Ask before ending a session early (tests replace this)."""
+        answer = QMessageBox.question(self, "End the session early?",
+                                      "Your answers so far are saved, and you can resume later with the same "
+                                      "reader code. End the session now?")
+        return answer == QMessageBox.StandardButton.Yes
+
+    def end_early(self) -> None:
+        """From the pause screen: leave the unfinished session (after confirmation) and unlock the window."""
+        if self.session is None or not self.confirm_end_early():
+            return
+        self.session.store.log_event("session_left_early", self.session.session_id, at_question=self.session.position)
+        self.new_reader()
 
     def _show_end(self) -> None:
         s = self.session
@@ -585,15 +779,19 @@ class Tab(QWidget):
         for v in (self.pair.left, self.pair.right, self.continuity.view):
             v.clear_case()
         self.stack.setCurrentWidget(self.end)
+        self.set_locked(False)
         self._status("study session finished")
         self.session_finished.emit()
 
     def new_reader(self) -> None:
         self.close_session()
+        self.set_locked(False)
         self.registration.reader_edit.clear()
+        self.registration.clear_survey()
         self.stack.setCurrentWidget(self.registration)
 
     def close_session(self) -> None:
+        self.answer_timer.stop()
         if self.session is not None:
             self.session.close()
             self.session = None
