@@ -83,6 +83,9 @@ class MainWindow(QMainWindow):
         self.volume_label = ""
         self.volume_path: str | None = None
         self.error_box: QMessageBox | None = None
+        #: how this session opens a DICOM series with gantry tilt or uneven spacing, once the user chose
+        #: "remember" in the dialog (a ctstudio.io.ReadPolicy); None: ask each time
+        self.read_policy = None
         self.setWindowTitle("ctstudio")
         self.setAcceptDrops(True)
 
@@ -249,8 +252,15 @@ class MainWindow(QMainWindow):
         z, y, x = volume.shape
         sx, sy, sz = volume.spacing
         st = volume.hu_stats()
+        geometry = ""
+        for step in volume.provenance.steps:
+            if step.startswith("opened as acquired"):
+                geometry = "  AS ACQUIRED (geometry approximate)"
+            elif step.startswith("resampled") and not geometry:
+                geometry = "  RESAMPLED to a regular grid"
         self.volume_info.setText(f"{z}x{y}x{x}  {sx:.3g}x{sy:.3g}x{sz:.3g} mm  HU [{st['min']}, {st['max']}]"
-                                 + ("  SYNTHETIC" if volume.provenance.synthetic else ""))
+                                 + ("  SYNTHETIC" if volume.provenance.synthetic else "") + geometry)
+        self.volume_info.setToolTip("\n".join(volume.provenance.steps))
 
     # -- opening --------------------------------------------------------------------------------------------
     def _last_dir(self) -> str:
@@ -266,24 +276,31 @@ class MainWindow(QMainWindow):
         if path:
             self.open_folder(path)
 
-    def open_path(self, path, series_uid: str | None = None):
+    def open_path(self, path, series_uid: str | None = None, policy=None):
         """Open a file, or a DICOM folder (with the series chooser), off the UI thread; returns the worker.
 
         Opening is one request kind ("open"): a newer open cancels an older one still loading, and the
-        older one's late result is dropped, so the window ends on the file the user opened last."""
+        older one's late result is dropped, so the window ends on the file the user opened last.
+        ``policy`` (a :class:`ctstudio.io.ReadPolicy`) says how to read a series with gantry tilt or uneven
+        spacing; without one, such a series is refused first and the user is asked (:meth:`ask_read_policy`)."""
         p = Path(path)
         if p.is_dir() and series_uid is None:
-            return self.open_folder(p)
+            return self.open_folder(p, policy)
+        return self._start_load(str(p), series_uid, policy)
+
+    def _start_load(self, path: str, series_uid: str | None, policy):
         from ctstudio.app.workers import load_volume_job, start_worker
 
-        self.status(f"loading {p} ...")
+        policy = policy or self.read_policy
+        self.status(f"loading {path} ...")
         self.setCursor(Qt.CursorShape.BusyCursor)
-        return start_worker(load_volume_job, str(p), series_uid, kind="open",
-                            on_result=lambda vol: self._loaded(vol, str(p)),
-                            on_error=lambda exc: self._load_error(exc, str(p)),
+        options = policy.to_dict() if policy is not None else {}
+        return start_worker(load_volume_job, path, series_uid, kind="open", **options,
+                            on_result=lambda vol: self._loaded(vol, path),
+                            on_error=lambda exc: self._load_error(exc, path, series_uid, policy),
                             on_finished=self.unsetCursor)
 
-    def open_folder(self, folder):
+    def open_folder(self, folder, policy=None):
         """List the DICOM series in ``folder``; with several, let the user choose (default the largest)."""
         from ctstudio.app.workers import list_series_job, start_worker
 
@@ -292,25 +309,16 @@ class MainWindow(QMainWindow):
 
         def listed(series: list[dict]) -> None:
             if len(series) <= 1:
-                self._open_single_series(folder)
+                self._start_load(folder, None, policy)
                 return
             uid = self.choose_series(folder, series)
             if uid is None:
                 self.status("open cancelled")
                 return
-            self.open_path(folder, series_uid=uid)
+            self.open_path(folder, series_uid=uid, policy=policy)
 
         return start_worker(list_series_job, folder, kind="open", on_result=listed,
                             on_error=lambda exc: self._load_error(exc, folder))
-
-    def _open_single_series(self, folder: str):
-        from ctstudio.app.workers import load_volume_job, start_worker
-
-        self.setCursor(Qt.CursorShape.BusyCursor)
-        return start_worker(load_volume_job, folder, kind="open",
-                            on_result=lambda vol: self._loaded(vol, folder),
-                            on_error=lambda exc: self._load_error(exc, folder),
-                            on_finished=self.unsetCursor)
 
     def choose_series(self, folder: str, series: list[dict]) -> str | None:
         """Ask which series to open (a modal chooser; tests replace this). Largest CT first.
@@ -330,7 +338,39 @@ class MainWindow(QMainWindow):
         self.add_recent(path)
         self.set_volume(volume, Path(path).name, path)
 
-    def _load_error(self, exc: BaseException, path: str) -> None:
+    def ask_read_policy(self, path: str, message: str):
+        """Ask how to open a series with gantry tilt or uneven slice spacing: ``(ReadPolicy, remember)``, or
+        ``(None, False)`` when the user cancels. (Tests replace this method.)"""
+        from ctstudio.io import ReadPolicy
+
+        box = QMessageBox(QMessageBox.Icon.Question, "Irregular slice geometry",
+                          f"{Path(path).name}: the slices do not form a regular grid.\n\n{message.splitlines()[0]}\n\n"
+                          "How should ctstudio open it?", QMessageBox.StandardButton.Cancel, self)
+        resample = box.addButton("Resample onto a regular axial grid (recommended)", QMessageBox.ButtonRole.AcceptRole)
+        acquired = box.addButton("Open as acquired (geometry approximate)", QMessageBox.ButtonRole.AcceptRole)
+        box.setDefaultButton(resample)
+        from PySide6.QtWidgets import QCheckBox
+
+        remember = QCheckBox("Use this choice for the rest of this session")
+        box.setCheckBox(remember)
+        box.exec()
+        clicked = box.clickedButton()
+        if clicked is resample:
+            return ReadPolicy.resample(), remember.isChecked()
+        if clicked is acquired:
+            return ReadPolicy.as_acquired(), remember.isChecked()
+        return None, False
+
+    def _load_error(self, exc: BaseException, path: str, series_uid: str | None = None, policy=None) -> None:
+        if getattr(exc, "policy_question", None) and policy is None:  # tilt / uneven spacing: ask how to open it
+            chosen, remember = self.ask_read_policy(path, str(exc))
+            if chosen is not None:
+                if remember:
+                    self.read_policy = chosen
+                self._start_load(path, series_uid, chosen)
+                return
+            self.status("open cancelled")
+            return
         self.report_exception("Could not open volume", exc, path)
         self.load_failed.emit(self.error_box.text() if self.error_box else str(exc))
 

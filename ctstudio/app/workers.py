@@ -167,11 +167,15 @@ def relay_callback(fn: Callable, *args, cancel: CancelToken | None = None, **kwa
 
 
 # -- jobs (plain generators: no Qt) -----------------------------------------------------------------
-def load_volume_job(path, series_uid: str | None = None, *, cancel: CancelToken | None = None):
-    """Read a volume with :func:`ctstudio.io.read_volume`; yields the reader's own progress, returns the Volume."""
+def load_volume_job(path, series_uid: str | None = None, *, cancel: CancelToken | None = None,
+                    tilt: str | None = None, spacing: str | None = None):
+    """Read a volume with :func:`ctstudio.io.read_volume`; yields the reader's own progress, returns the Volume.
+    ``tilt`` / ``spacing``: the reading policy for a DICOM series with gantry tilt or uneven spacing (default:
+    refuse, so the window can ask the user)."""
     from ctstudio.io import read_volume
 
     options = {"series_uid": series_uid} if series_uid else {}
+    options.update({k: v for k, v in (("tilt", tilt), ("spacing", spacing)) if v is not None})
     volume = yield from relay_callback(read_volume, path, cancel=cancel, **options)
     return volume
 

@@ -57,13 +57,17 @@ def build_volume(geo: Geometry, where: Path, policy: ReadPolicy, workers: int | 
     problem = spacing_problem(geo)
     if problem and policy.spacing == ERROR:
         cls = SeriesError if geo.missing and not geo.nonuniform else GeometryError
-        raise cls(problem, path=where, hint=how_to_open("spacing"))
+        exc = cls(problem, path=where, hint=how_to_open("spacing"))
+        exc.policy_question = "spacing"  # another reading policy opens it (the window asks which)
+        raise exc
     if geo.tilted and policy.tilt == ERROR:
         gt = geo.headers[0].gantry_tilt
-        raise GeometryError(f"gantry tilt of {geo.tilt_deg:.2f} degrees"
+        exc = GeometryError(f"gantry tilt of {geo.tilt_deg:.2f} degrees"
                             + (f" (GantryDetectorTilt {gt:g})" if gt is not None else "")
                             + ": the slices are not stacked along their normal", path=where,
                             hint=how_to_open("tilt"))
+        exc.policy_question = "tilt"
+        raise exc
     steps: list[str] = []
     array = load_pixels(geo.headers, workers, progress, cancel, done_before)
     done = done_before + len(geo.headers)
