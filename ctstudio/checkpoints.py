@@ -14,13 +14,14 @@ complete. Models are found in the bundled ``resources/models/`` and in the user 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 from pathlib import Path
 from typing import Any
 
 from ctstudio.errors import ModelError
-from ctstudio.io.atomic import atomic_write_bytes
+from ctstudio.io.atomic import atomic_path
 
 FORMAT_VERSION = 1
 ROOT = Path(__file__).resolve().parents[1]
@@ -61,9 +62,44 @@ def save_tensors_json(base: Path, tensors: dict, meta: dict) -> Path:
     base = Path(base)
     st = base.with_name(base.name + ".safetensors")
     js = base.with_name(base.name + ".json")
-    atomic_write_bytes(st, save(tensors))
-    atomic_write_bytes(js, (json.dumps(meta, indent=2, sort_keys=True, default=_json_default) + "\n").encode())
+    data = save(tensors)
+    meta = {**meta, "weights": {"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}}
+    text = (json.dumps(meta, indent=2, sort_keys=True, default=_json_default) + "\n").encode()
+    # both files are written and flushed before either is renamed (weights first, JSON last), so only the two
+    # renames separate them; a crash between those is caught on load by check_pair
+    with atomic_path(js) as tmp_js, atomic_path(st, sync_dir=False) as tmp_st:
+        tmp_st.write_bytes(data)
+        with open(tmp_js, "wb") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
     return st
+
+
+def check_pair(st: Path, js: Path) -> None:
+    """The weights file is the one its JSON was written with (``"weights"``: bytes and SHA-256, recorded since
+    both files are written one after the other and a crash between the two renames would leave new weights
+    beside an old JSON). JSON files from before the record are not checked."""
+    try:
+        record = json.loads(js.read_bytes().decode("utf-8")).get("weights")
+    except (OSError, UnicodeDecodeError, ValueError, AttributeError, RecursionError):
+        return  # read_meta reports a damaged JSON
+    if record is None:
+        return
+    if (not isinstance(record, dict) or not isinstance(record.get("bytes"), int)
+            or not isinstance(record.get("sha256"), str)):
+        raise ModelError("the model's JSON field 'weights' is damaged", path=js, hint="re-export the model")
+    size = st.stat().st_size
+    digest = hashlib.sha256()
+    if size == record["bytes"]:
+        with open(st, "rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(chunk)
+    if size != record["bytes"] or digest.hexdigest() != record["sha256"]:
+        raise ModelError(f"the weights file ({size} bytes) is not the one {js.name} was written with "
+                         f"({record['bytes']} bytes): the two files are from different saves", path=st,
+                         hint="a write was interrupted between the two files, or one was replaced; re-export or "
+                              "re-train the model")
 
 
 def _json_default(o):
@@ -110,26 +146,133 @@ def _paths_for(path: Path) -> tuple[Path, Path]:
     return base.with_name(base.name + ".safetensors"), base.with_name(base.name + ".json")
 
 
+#: the fields of a model's JSON and the type each must have (``version``, ``card``, ``modules`` may be absent)
+META_TYPES: dict[str, tuple[type, ...]] = {
+    "name": (str,), "kind": (str,), "config": (dict,), "card": (dict,), "version": (int,), "modules": (list,),
+}
+_REQUIRED = ("name", "kind", "config")
+
+#: bytes per element of each safetensors dtype
+SAFETENSORS_DTYPES = {
+    "BOOL": 1, "U8": 1, "I8": 1, "F8_E5M2": 1, "F8_E4M3": 1, "I16": 2, "U16": 2, "F16": 2, "BF16": 2,
+    "I32": 4, "U32": 4, "F32": 4, "I64": 8, "U64": 8, "F64": 8,
+}
+#: the largest header safetensors itself accepts (100 MB)
+MAX_HEADER_BYTES = 100_000_000
+
+
 def read_meta(path) -> dict:
+    """The model's JSON, checked: an object with ``name``/``kind`` strings, a ``config`` object, a ``card``
+    object and an integer ``version`` no newer than :data:`FORMAT_VERSION`; else a :class:`ModelError`."""
     _, js = _paths_for(Path(path))
     try:
-        meta = json.loads(js.read_text())
+        meta = json.loads(js.read_bytes().decode("utf-8"))
     except FileNotFoundError:
         raise ModelError("the model's JSON file is missing", path=js,
                          hint="a model is NAME.safetensors + NAME.json side by side") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ModelError(f"the model's JSON file cannot be read ({exc})", path=js,
-                         hint="re-export or re-train the model") from None
-    if not isinstance(meta, dict) or not {"name", "kind", "config"} <= set(meta):
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise ModelError(f"the model's JSON file cannot be read ({type(exc).__name__}: {str(exc)[:200]})",
+                         path=js, hint="re-export or re-train the model") from None
+    if not isinstance(meta, dict) or not set(_REQUIRED) <= set(meta):
         raise ModelError("the model's JSON lacks name/kind/config", path=js,
                          hint="is this a ctstudio model file?")
-    if int(meta.get("version", 1)) > FORMAT_VERSION:
-        raise ModelError(f"model format version {meta['version']} is newer than this ctstudio understands "
+    for field, types in META_TYPES.items():
+        if field not in meta:
+            continue
+        value = meta[field]
+        if not isinstance(value, types) or isinstance(value, bool):
+            raise ModelError(f"the model's JSON field {field!r} is a {type(value).__name__}, not a "
+                             f"{' or '.join(t.__name__ for t in types)}", path=js,
+                             hint="the file was edited or damaged; re-export or re-train the model")
+    if not meta["name"] or not meta["kind"]:
+        raise ModelError("the model's JSON has an empty name or kind", path=js, hint="re-export the model")
+    if "modules" in meta and not all(isinstance(m, str) for m in meta["modules"]):
+        raise ModelError("the model's JSON field 'modules' must list module names", path=js,
+                         hint="re-export the model")
+    version = meta.get("version", 1)
+    if version < 1:
+        raise ModelError(f"model format version {version} is not valid", path=js, hint="re-export the model")
+    if version > FORMAT_VERSION:
+        raise ModelError(f"model format version {version} is newer than this ctstudio understands "
                          f"({FORMAT_VERSION})", path=js, hint="update ctstudio")
+    meta.setdefault("card", {})
     return meta
 
 
+def check_safetensors(st: Path) -> dict:
+    """Validate a safetensors file's header against the file before any tensor is read; returns the header.
+
+    Checked: the 8-byte header length fits the file (and safetensors' 100 MB limit); the header is a JSON
+    object of tensors, each with a known dtype, a shape of non-negative integers and ``data_offsets``
+    ``[begin, end]`` inside the data part, whose length equals shape x dtype size; the tensors tile the data
+    part without gaps or overlaps. A declared huge tensor is therefore refused by its byte count (it cannot be
+    backed by the file), never allocated. Any failure is a :class:`ModelError` naming the file.
+    """
+    def bad(what: str) -> ModelError:
+        return ModelError(f"the weights file is malformed: {what}", path=st,
+                          hint="the file is truncated, damaged or not safetensors; re-download or re-train")
+
+    try:
+        size = st.stat().st_size
+        with open(st, "rb") as fh:
+            head = fh.read(8)
+            if len(head) < 8:
+                raise bad(f"{size} bytes, shorter than the 8-byte header length")
+            n = int.from_bytes(head, "little")
+            if n > size - 8:
+                raise bad(f"the header declares {n} bytes but the file has only {size - 8} after the length")
+            if n > MAX_HEADER_BYTES:
+                raise bad(f"the header declares {n} bytes (more than {MAX_HEADER_BYTES})")
+            raw = fh.read(n)
+    except OSError as exc:
+        raise ModelError(f"the weights file cannot be read ({exc.strerror or exc})", path=st) from None
+    try:
+        header = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise bad(f"the header is not JSON ({type(exc).__name__})") from None
+    if not isinstance(header, dict):
+        raise bad("the header is not a JSON object")
+    data_size = size - 8 - n
+    spans = []
+    for key, info in header.items():
+        if key == "__metadata__":
+            if not isinstance(info, dict) or not all(isinstance(v, str) for v in info.values()):
+                raise bad("__metadata__ must map names to strings")
+            continue
+        if not isinstance(info, dict):
+            raise bad(f"tensor {key!r} is not described by an object")
+        dtype, shape, offsets = info.get("dtype"), info.get("shape"), info.get("data_offsets")
+        if not isinstance(dtype, str) or dtype not in SAFETENSORS_DTYPES:
+            raise bad(f"tensor {key!r} has an unknown dtype {dtype!r}")
+        if not isinstance(shape, list) or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0
+                                                  for d in shape):
+            raise bad(f"tensor {key!r} has an invalid shape {shape!r}"[:300])
+        if (not isinstance(offsets, list) or len(offsets) != 2
+                or not all(isinstance(o, int) and not isinstance(o, bool) for o in offsets)):
+            raise bad(f"tensor {key!r} has invalid data_offsets {offsets!r}"[:300])
+        begin, end = offsets
+        if not 0 <= begin <= end <= data_size:
+            raise bad(f"tensor {key!r} lies at bytes {begin}..{end}, outside the {data_size} data bytes")
+        count = 1
+        for d in shape:
+            count *= d
+        if count * SAFETENSORS_DTYPES[dtype] != end - begin:
+            raise bad(f"tensor {key!r} declares shape {shape} of {dtype} "
+                      f"({count * SAFETENSORS_DTYPES[dtype]} bytes) but holds {end - begin} bytes"[:300])
+        spans.append((begin, end, key))
+    spans.sort()
+    at = 0
+    for begin, end, key in spans:
+        if begin != at:
+            raise bad(f"tensor {key!r} starts at byte {begin}, expected {at} (a gap or an overlap)")
+        at = end
+    if at != data_size:
+        raise bad(f"the tensors cover {at} of {data_size} data bytes")
+    return header
+
+
 def load_tensors(path) -> dict:
+    """Every tensor of a model's ``.safetensors`` (on the CPU), after :func:`check_safetensors`."""
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
@@ -137,9 +280,13 @@ def load_tensors(path) -> dict:
     if not st.is_file():
         raise ModelError("the model's weights file is missing", path=st,
                          hint="a model is NAME.safetensors + NAME.json side by side")
+    check_safetensors(st)
+    js = _paths_for(Path(path))[1]
+    if js.is_file():
+        check_pair(st, js)
     try:
         return load_file(str(st), device="cpu")
-    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
+    except (SafetensorError, OSError, ValueError, RuntimeError, TypeError) as exc:
         raise ModelError(f"the weights file is malformed ({exc})", path=st,
                          hint="the file is truncated or not safetensors; re-download or re-train") from None
 
@@ -181,9 +328,15 @@ def config_fields(meta: dict, what: str, kind: str | None = None):
     """Read a model's config inside ``with``: a missing or mistyped field becomes a :class:`ModelError`."""
     try:
         yield meta["config"]
-    except (KeyError, TypeError, ValueError) as exc:
-        raise ModelError(f"the {what}'s config is incomplete ({type(exc).__name__}: {exc})", path=meta.get("path"),
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError, OverflowError) as exc:
+        raise ModelError(f"the {what}'s config is incomplete ({type(exc).__name__}: {str(exc)[:200]})",
+                         path=meta.get("path"),
                          hint=f"re-export the model with `ctstudio train {kind or meta.get('kind', '')}`") from None
+    except (MemoryError, RuntimeError) as exc:  # a network the config sizes impossibly (negative or huge)
+        raise ModelError(f"the {what}'s config describes a network that cannot be built "
+                         f"({type(exc).__name__}: {str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ''})",
+                         path=meta.get("path"), hint="the JSON config was edited or damaged; re-export the model") \
+            from None
 
 
 def load_modules(meta: dict, tensors: dict, modules: dict, device="cpu") -> None:

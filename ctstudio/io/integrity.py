@@ -235,6 +235,36 @@ def _nifti_block(path: Path) -> DataBlock | None:
     return DataBlock(shape, bitpix // 8, path, offset, compression, float_dtype)
 
 
+# --- text headers (MetaImage, NRRD) ---------------------------------------------------------------
+#: the most dimensions a CT file may declare (ITK itself crashes on a MetaImage declaring thousands)
+MAX_DIMENSIONS = 4
+
+
+def _int_field(value: str) -> int | None:
+    try:
+        return int(value.strip())
+    except ValueError:
+        return None
+
+
+def _check_dimension_count(path: Path, ndims: str | None, sizes: str | None, ndims_key: str,
+                           sizes_key: str) -> None:
+    """Refuse a text header whose dimension count is not a small integer or disagrees with its sizes
+    (checked here because ITK's readers crash the process on such a header instead of failing)."""
+    def bad(what: str) -> NotAnImageError:
+        return NotAnImageError(f"the header is damaged: {what}", path=path,
+                               hint="is it a complete MHA / NRRD file? copy or export it again")
+
+    if ndims is not None:
+        n = _int_field(ndims)
+        if n is None or not 1 <= n <= MAX_DIMENSIONS:
+            raise bad(f"{ndims_key} = {ndims[:40]!r}; a CT image has 1 to {MAX_DIMENSIONS} dimensions")
+        if sizes is not None and len(sizes.split()) != n:
+            raise bad(f"{ndims_key} = {n} but {sizes_key} lists {len(sizes.split())} sizes ({sizes[:60]!r})")
+    elif sizes is not None and len(sizes.split()) > MAX_DIMENSIONS:
+        raise bad(f"{sizes_key} lists {len(sizes.split())} sizes; a CT image has 1 to {MAX_DIMENSIONS}")
+
+
 # --- MetaImage (.mha / .mhd) ----------------------------------------------------------------------
 _MET_BYTES = {"MET_CHAR": 1, "MET_UCHAR": 1, "MET_SHORT": 2, "MET_USHORT": 2, "MET_INT": 4, "MET_UINT": 4,
               "MET_LONG_LONG": 8, "MET_ULONG_LONG": 8, "MET_FLOAT": 4, "MET_DOUBLE": 8}
@@ -263,6 +293,7 @@ def _metaimage_block(path: Path) -> DataBlock | None:
             break
     else:
         return None
+    _check_dimension_count(path, fields.get("ndims"), fields.get("dimsize"), "NDims", "DimSize")
     try:
         shape = tuple(int(v) for v in fields["dimsize"].split())
         channels = int(fields.get("elementnumberofchannels", "1"))
@@ -279,7 +310,9 @@ def _metaimage_block(path: Path) -> DataBlock | None:
         return None  # one file per slice: left to SimpleITK
     else:
         data_file = path.parent / target
-        header_size = int(fields.get("headersize", "0") or 0)
+        header_size = _int_field(fields.get("headersize", "0") or "0")
+        if header_size is None:
+            return None
         offset = -1 if header_size < 0 else header_size
     return DataBlock(shape[::-1], item, data_file, offset if not compressed else max(offset, 0),
                      "zlib" if compressed else "raw")
@@ -324,6 +357,7 @@ def _nrrd_block(path: Path) -> DataBlock | None:
         fields[key.strip().lower()] = value.strip()
         if pos >= len(raw):
             break
+    _check_dimension_count(path, fields.get("dimension"), fields.get("sizes"), "dimension", "sizes")
     try:
         shape = tuple(int(v) for v in fields["sizes"].split())
     except (KeyError, ValueError):
@@ -334,9 +368,10 @@ def _nrrd_block(path: Path) -> DataBlock | None:
     compression = {"raw": "raw", "gzip": "gzip", "gz": "gzip", "bzip2": "bzip2", "bz2": "bzip2"}.get(encoding, "text")
     type_name = " ".join(fields.get("type", "").lower().split())
     item = _NRRD_BYTES.get(type_name, 0)
-    if int(fields.get("line skip", fields.get("lineskip", "0")) or 0) != 0:
-        return None
-    byte_skip = int(fields.get("byte skip", fields.get("byteskip", "0")) or 0)
+    line_skip = _int_field(fields.get("line skip", fields.get("lineskip", "0")) or "0")
+    byte_skip = _int_field(fields.get("byte skip", fields.get("byteskip", "0")) or "0")
+    if line_skip != 0 or byte_skip is None:
+        return None  # skipped lines, or a field this check cannot parse: left to SimpleITK
     target = fields.get("data file", fields.get("datafile"))
     if target is None:
         data_file, offset = path, pos + max(byte_skip, 0)
