@@ -203,7 +203,35 @@ def summary_text(res: dict[str, Any]) -> str:
                      + (f" ({a['note']})" if a.get("note") else ""))
     else:
         lines.append(res.get("note", ""))
+    lines += design_text(res.get("design"))
     return "\n".join(lines)
+
+
+def design_text(design: dict[str, Any] | None) -> list[str]:
+    """The sessions used and the analyses that respect readers and cases, as summary lines."""
+    if not design:
+        return []
+    lines = [""]
+    ss = design["sessions"]
+    lines.append(f"sessions: {ss['n_sessions']}; unfinished: {', '.join(ss['unfinished']) or 'none'}; "
+                 f"repeated: {', '.join(ss['repeated']) or 'none'}")
+    lines.append(f"  how they are treated: {ss['treatment']}")
+    b = design.get("bootstrap")
+    if isinstance(b, dict) and b.get("estimate") is not None:
+        lines.append(f"proportion correct {b['estimate']:.3f}, {b['level']:.0%} interval [{b['ci_low']:.3f}, "
+                     f"{b['ci_high']:.3f}] ({b['method']}, {b['n_readers']} readers x {b['n_cases']} synthetic "
+                     f"cases, {b['n_boot']} draws)")
+    elif hasattr(b, "iterrows"):
+        lines.append("real - synthetic mean score, 95% reader-and-case bootstrap interval; mixed model effect "
+                     "(synthetic - real) [95% CI]:")
+        mm = {m["structure"]: m for m in design.get("mixed_model", [])}
+        for _, r in b.iterrows():
+            m = mm.get(r["structure"], {})
+            mtxt = (f"{m['effect']:+.2f} [{m['ci_low']:+.2f}, {m['ci_high']:+.2f}]" if m.get("effect") is not None
+                    else f"- ({m.get('note', '')})")
+            lines.append(f"  {r['structure']:<44}{_fmt(r['difference']):>8} [{_fmt(r['ci_low'])}, "
+                         f"{_fmt(r['ci_high'])}]   {mtxt}")
+    return lines
 
 
 def _safe_name(name: str) -> str:
