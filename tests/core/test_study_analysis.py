@@ -359,3 +359,35 @@ def test_monte_carlo_p_value_agrees_with_the_exact_multinomial_test():
     assert as_float["observed"] == [14, 16, 10] and as_float["statistic"] == pytest.approx(2.4)
     # the study summary uses 20000 draws
     assert analysis.analyze(_rows({"a": [1, 0], "b": [0, 0]}))["gof"]["mc_draws"] == 20000
+
+
+def test_expected_counts_of_exactly_five_are_enough_for_the_chi_square():
+    """10 readers of n = 1: expected 5 and 5 (not small); 6 right -> X2 = 1/5 + 1/5 = 0.4 on 1 dof."""
+    res = analysis.chi_square_gof_binomial([1] * 6 + [0] * 4, 1, n_mc=200)
+    assert res["pooled_expected"] == [5.0, 5.0] and res["expected_counts_small"] is False
+    assert res["recommended"] == "chi_square"
+    assert res["statistic"] == pytest.approx(0.4) and res["p_value"] == pytest.approx(stats.chi2.sf(0.4, 1))
+
+
+def test_per_reader_rows_are_sorted_by_reader():
+    rd = analysis.per_reader(_rows({"zed": [1, 0], "amy": [1, 1], "kim": [0, 0]}))
+    assert list(rd["reader"]) == ["amy", "kim", "zed"] and list(rd["correct"]) == [2, 0, 1]
+
+
+def test_question_index_test_with_two_questions():
+    data = {"a": [1, 0], "b": [1, 0], "c": [1, 1], "d": [0, 0]}
+    res = analysis.question_index_test(_rows(data))
+    h, p = stats.kruskal([1, 1, 1, 0], [0, 0, 1, 0])
+    assert res["kruskal_h"] == pytest.approx(h) and res["kruskal_p"] == pytest.approx(p)
+
+
+def test_fleiss_on_items_scored_by_two_of_three_readers():
+    """Most items carry two scores: Fleiss' kappa on those (by hand), the item with three left out."""
+    recs = [("r1", "i1", 1), ("r2", "i1", 1), ("r2", "i2", 2), ("r3", "i2", 2), ("r1", "i3", 1), ("r3", "i3", 2),
+            ("r1", "i4", 2), ("r2", "i4", 2), ("r1", "i5", 1), ("r2", "i5", 1), ("r3", "i5", 3)]
+    long_df = pd.DataFrame([(r, c, "real", "s", v) for r, c, v in recs],
+                           columns=["reader", "case", "case_class", "structure", "score"])
+    ag = analysis.agreement(long_df)
+    assert ag["method"] == "fleiss" and ag["raters_per_item"] == 2 and ag["n_items"] == 4
+    # P_i = 1, 1, 0, 1 -> P_bar = 3/4; p_j = 3/8, 5/8, 0 -> P_e = 34/64; kappa = (3/4 - 17/32)/(1 - 17/32) = 7/15
+    assert ag["kappa"] == pytest.approx(7 / 15)
