@@ -71,7 +71,7 @@ def check_volume_file(path: Path) -> int:
         return 0
     try:
         file_size = block.data_file.stat().st_size
-    except OSError:
+    except (OSError, ValueError):  # ValueError: a NUL byte in the name (found by bench/fuzz.py)
         raise NotAnImageError(f"the data file {block.data_file.name} named in the header is missing or unreadable",
                               path=path, hint="keep the header and its data file together") from None
     if block.compression == "raw":

@@ -48,6 +48,14 @@ def test_an_mha_whose_ndims_disagrees_with_dimsize_is_refused(tmp_path):
         read_volume(p)
 
 
+def test_an_mhd_naming_a_data_file_with_a_nul_byte_is_a_ctstudio_error(tmp_path):
+    """os.stat raised a bare ValueError ('embedded null byte')."""
+    p = write_volume(head_phantom((3, 8, 8)), tmp_path / "v.mha")
+    p.write_bytes(p.read_bytes().replace(b"ElementDataFile = LOCAL", b"ElementDataFile = a\0b.raw\nX = LOCAL"))
+    with pytest.raises(NotAnImageError, match="named in the header is missing or unreadable"):
+        read_volume(p)
+
+
 def test_an_nrrd_with_an_unparsable_byte_skip_is_a_ctstudio_error(tmp_path):
     """integrity.py raised a bare ValueError on 'byte skip: 4 4 4'."""
     p = write_volume(head_phantom((3, 8, 8)), tmp_path / "v.nrrd")

@@ -76,14 +76,19 @@ LAUNCHER = textwrap.dedent(r"""
         ins = [os.path.join(work, f"in{v}.nii.gz") for v in (0, 1)]
         for v in (0, 1):
             write_volume(head_phantom((8, 32, 32), noise_sd=10.0, seed=v), ins[v])
+        import contextlib
+        quiet = open(os.devnull, "w")
         def write(v):
-            rc = main(["convert", ins[v], "--model", "cgan-chest-denoise", "--overlap", "0", "--device", "cpu",
-                       "-o", out, "--overwrite"])
+            with contextlib.redirect_stdout(quiet), contextlib.redirect_stderr(quiet):
+                rc = main(["convert", ins[v], "--model", "cgan-chest-denoise", "--overlap", "0", "--device",
+                           "cpu", "-o", out, "--overwrite"])
             assert rc == 0
+    import time
     write(0)
     write(1)
-    write(0)  # the references are the files these leave (see reference())
-    print("ready", flush=True)
+    t0 = time.perf_counter()
+    write(0)  # the old version, in place before the first kill
+    print("ready", time.perf_counter() - t0, flush=True)
     for line in sys.stdin:
         pid = os.fork()
         if pid == 0:
@@ -102,9 +107,10 @@ def _start(kind: str, out: Path, work: Path) -> subprocess.Popen:
     p = subprocess.Popen([sys.executable, "-c", LAUNCHER, kind, str(out), str(work)], stdin=subprocess.PIPE,
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT, env=env)
     line = p.stdout.readline()
-    if line.strip() != "ready":
+    if not line.startswith("ready"):
         p.kill()
         raise AssertionError(f"launcher failed: {line}{p.stderr.read()}")
+    p.write_seconds = float(line.split()[1])  # one write, measured: kills are spread over a few of them
     return p
 
 
@@ -152,7 +158,7 @@ def test_killed_dicom_series_export_leaves_the_old_or_the_new_series(tmp_path, r
         assert any(same)
         return "new" if same[1] else "old"
 
-    counts = _kill_loop(p, rnd, check, 0.3)
+    counts = _kill_loop(p, rnd, check, 2.5 * p.write_seconds)
     print(f"dicom export: {KILLS} kills -> {counts}, leftover temporary folders {_leftovers(tmp_path)}")
     assert sum(counts.values()) == KILLS
 
@@ -182,7 +188,7 @@ def test_killed_model_bundle_write_leaves_a_complete_pair_or_a_refused_one(tmp_p
             assert torch.equal(tensors[f"net.{k}"], t), k
         return f"version {v}"
 
-    counts = _kill_loop(p, rnd, check, 0.2)
+    counts = _kill_loop(p, rnd, check, 2.5 * p.write_seconds)
     print(f"model bundle: {KILLS} kills -> {counts}, leftover temporary files {_leftovers(out.parent)}")
     assert sum(counts.values()) == KILLS
 
@@ -208,7 +214,7 @@ def test_killed_training_checkpoint_write_leaves_a_complete_checkpoint(tmp_path,
         assert bias
         return f"version {v}"
 
-    counts = _kill_loop(p, rnd, check, 0.2)
+    counts = _kill_loop(p, rnd, check, 2.5 * p.write_seconds)
     print(f"training checkpoint: {KILLS} kills -> {counts}, leftovers {_leftovers(base.parent)}")
     assert sum(counts.values()) == KILLS
 
@@ -231,7 +237,7 @@ def test_killed_conversion_leaves_the_old_or_the_new_output(tmp_path, rnd):
         refs["new"] = arr
         return "new"
 
-    counts = _kill_loop(p, rnd, check, 1.5)
+    counts = _kill_loop(p, rnd, check, 2.5 * p.write_seconds)
     print(f"conversion: {KILLS} kills -> {counts}, leftover temporary files {_leftovers(tmp_path)}")
     assert sum(counts.values()) == KILLS
 
