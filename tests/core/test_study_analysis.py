@@ -391,3 +391,11 @@ def test_fleiss_on_items_scored_by_two_of_three_readers():
     assert ag["method"] == "fleiss" and ag["raters_per_item"] == 2 and ag["n_items"] == 4
     # P_i = 1, 1, 0, 1 -> P_bar = 3/4; p_j = 3/8, 5/8, 0 -> P_e = 34/64; kappa = (3/4 - 17/32)/(1 - 17/32) = 7/15
     assert ag["kappa"] == pytest.approx(7 / 15)
+
+
+def test_analyze_a_study_with_a_single_response():
+    res = analysis.analyze(_rows({"a": [1]}))
+    assert res["kind"] == "pair" and res["study"] == "s" and res["n_responses"] == 1
+    assert res["overall"] == {"n": 1, "correct": 1, "success_rate": 1.0}
+    cont = analysis.analyze(_cont_rows([("x", "k1", "real", {"skull": 3})]))
+    assert cont["kind"] == "continuity" and cont["study"] == "c" and cont["agreement"]["kappa"] is None
