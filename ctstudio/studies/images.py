@@ -91,7 +91,8 @@ def _resample_plane(plane: np.ndarray, row_mm: float, col_mm: float, size: int, 
 @dataclass(frozen=True)
 class DisplayCase:
     """A case on the study's display grid: ``planes`` float32 (n, size, size), values as in the source
-    (HU, or grey values for 2D images). ``n`` is 1 (axial), 3 (axial, coronal, sagittal) or ``depth``."""
+    (HU, or grey values for 2D images). ``n`` is 1 (axial), 3 (axial, coronal, sagittal), ``depth``
+    ("volume"), or the depth of the isotropic display cube ("reformat": the views cut its planes)."""
 
     planes: np.ndarray
     mode: str
@@ -133,9 +134,31 @@ def prepare(volume: Volume, display: DisplaySpec) -> DisplayCase:
         for k in range(depth):
             sl = a[z0[k]].astype(np.float32) * (1 - t[k]) + a[z1[k]].astype(np.float32) * t[k]
             planes.append(_resample_plane(sl, sy, sx, size, fill))
+    elif display.mode == "reformat":
+        return DisplayCase(_display_cube(volume, size, fill), "reformat")
     else:  # pragma: no cover - validated by the spec
         raise ValueError(display.mode)
     return DisplayCase(np.stack(planes).astype(np.float32), display.mode)
+
+
+def _display_cube(volume: Volume, size: int, fill: float) -> np.ndarray:
+    """The volume resampled (linear) to isotropic display voxels: in-plane to ``size x size`` as the other
+    modes (aspect kept, padded), z to the same voxel size, so axial, coronal and sagittal planes of the
+    cube all show the anatomy at its physical aspect. float32 (nz', size, size)."""
+    a = volume.array
+    sx, sy, sz = volume.spacing
+    nz, ny, nx = a.shape
+    pix = max(ny * sy, nx * sx) / size
+    out_z = max(1, int(round(nz * sz / pix)))
+    zs = np.clip((np.arange(out_z) + 0.5) * pix / sz - 0.5, 0, nz - 1)
+    z0 = np.floor(zs).astype(int)
+    z1 = np.minimum(z0 + 1, nz - 1)
+    t = (zs - z0).astype(np.float32)
+    cube = np.empty((out_z, size, size), np.float32)
+    for k in range(out_z):
+        sl = a[z0[k]].astype(np.float32) * (1 - t[k]) + a[z1[k]].astype(np.float32) * t[k]
+        cube[k] = _resample_plane(sl, sy, sx, size, fill)
+    return cube
 
 
 def window_of(display: DisplaySpec) -> Window:

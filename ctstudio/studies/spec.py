@@ -18,7 +18,8 @@ Example (see ``resources/studies/`` for complete templates)::
     synthetic = ["synthetic/*.nii.gz"]
 
     [display]
-    mode = "axial"                 # "axial" (one slice), "three_planes", "volume" (scrollable)
+    mode = "axial"                 # "axial" (one slice), "three_planes", "volume" (scrollable axial),
+                                   # "reformat" (axial, coronal, sagittal views, each scrollable)
     slice = "middle"               # axial slice: "middle" or a fraction 0..1 of the z extent
     window = "brain"               # a preset name or [lower, upper]
     window_locked = true
@@ -48,7 +49,7 @@ from ctstudio.errors import ConfigError, InputError
 
 KINDS = ("pair", "continuity")
 SAMPLINGS = ("with_replacement", "balanced")
-MODES = ("axial", "three_planes", "volume")
+MODES = ("axial", "three_planes", "volume", "reformat")
 IMAGE_SUFFIXES = (".png", ".tif", ".tiff", ".jpg", ".jpeg")
 
 #: Jeong et al., MICCAI 2023 (ASCII), Table 2.

@@ -182,3 +182,39 @@ def test_r9_space_and_R9_are_one_reader_and_a_finished_reader_is_told(qtbot, mai
     assert tab.screen is tab.registration and "already finished" in tab.registration.message.text()
     st = Store(db)
     assert [r["code"] for r in st.db["readers"].rows] == ["R9"] and st.db["sessions"].count == 1
+
+
+def test_continuity_in_three_planes_keys_score_the_focused_structure_and_not_visible_is_stored(
+        qtbot, main_window, tmp_path):
+    spec = write_phantom_study(tmp_path / "c3", kind="continuity", trials=2, mode="reformat", size=48,
+                               extra="[continuity]\nstructures = ['skull', 'ventricles', 'basilar artery']\n")
+    db = tmp_path / "c3.db"
+    tab = main_window.tab("Study")
+    _fill(tab.registration, spec, db, "C3")
+    qtbot.mouseClick(tab.registration.start_button, Qt.MouseButton.LeftButton)
+    qtbot.mouseClick(tab.tutorial.button, Qt.MouseButton.LeftButton)
+    scr = tab.continuity
+    assert tab.screen is scr and scr.planes.isVisible() and not scr.view.isVisible()
+    pv = scr.planes
+    cube = pv.cube
+    # the three views are planes of the same case: axial z, coronal y, sagittal x through one point
+    z, y, x = pv.pos
+    ax, co, sa = (img.image for img in pv.images)
+    assert ax.shape == (48, 48) and co.shape == sa.shape == (cube.shape[0], 48)
+    assert ax[y, x] == co[cube.shape[0] - 1 - z, x] == sa[cube.shape[0] - 1 - z, y]
+    pv.sliders[1].setValue(y + 5)  # the coronal slider moves the coronal plane and the axial crosshair
+    assert pv.pos[1] == y + 5 and pv.lines[0][1].value() == y + 5 + 0.5
+    # keys: 3 scores the highlighted (first) structure and moves on, 0 = not visible, Up goes back
+    scr.setFocus()
+    qtbot.keyClick(scr, Qt.Key.Key_3)
+    qtbot.keyClick(scr, Qt.Key.Key_0)
+    qtbot.keyClick(scr, Qt.Key.Key_Up)
+    qtbot.keyClick(scr, Qt.Key.Key_1)  # corrects the second structure
+    assert scr.scores() == {"skull": 3, "ventricles": 1} and not scr.next_button.isEnabled()
+    qtbot.keyClick(scr, Qt.Key.Key_0)  # third: not visible
+    assert scr.scores() == {"skull": 3, "ventricles": 1, "basilar artery": None} and scr.next_button.isEnabled()
+    qtbot.mouseClick(scr.next_button, Qt.MouseButton.LeftButton)
+    assert scr.progress.text() == "case 2 of 2"
+    (row,) = Store(db).responses_table()
+    assert json.loads(row["scores_json"]) == {"skull": 3, "ventricles": 1, "basilar artery": None}
+    tab.new_reader()

@@ -33,6 +33,7 @@ from PySide6.QtWidgets import (QButtonGroup, QCheckBox, QComboBox, QFileDialog, 
                                QGroupBox, QHBoxLayout, QLabel, QLineEdit, QMessageBox, QPushButton,
                                QRadioButton, QScrollArea, QSlider, QStackedWidget, QVBoxLayout, QWidget)
 
+from ctstudio.app.widgets.study_planes import ThreePlaneStudyView
 from ctstudio.app.widgets.study_view import StudyView
 from ctstudio.errors import CTStudioError, InputError
 from ctstudio.imaging.window import Window, preset
@@ -361,11 +362,16 @@ class ContinuityScreen(QWidget):
         left.addLayout(top)
         self.view = StudyView(name="case")
         left.addWidget(self.view, 1)
+        self.planes = ThreePlaneStudyView()  # "reformat" cases: axial, coronal, sagittal with sliders
+        self.planes.setVisible(False)
+        left.addWidget(self.planes, 1)
         self.slider = QSlider(Qt.Orientation.Horizontal)
         self.slider.valueChanged.connect(self.view.set_index)
         self.view.slice_changed.connect(self.slider.setValue)
         left.addWidget(self.slider)
-        hint = QLabel("Scroll: mouse wheel, Up/Down or the slider. Ctrl+wheel zooms, drag pans.")
+        hint = QLabel("Scroll: mouse wheel or the sliders; a click moves the crosshair. Ctrl+wheel zooms. Keys: "
+                      "1/2/3 score the highlighted structure, 0 = not visible, Up/Down move between structures.")
+        hint.setWordWrap(True)
         hint.setStyleSheet("color: grey;")
         left.addWidget(hint)
         lay.addLayout(left, 3)
@@ -395,21 +401,64 @@ class ContinuityScreen(QWidget):
         lay.addLayout(right, 2)
         self.groups: dict[str, QButtonGroup] = {}
         self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
-        self.window_box.currentIndexChanged.connect(
-            lambda: self.view.set_window(self.window_box.window()) if self.window_box.count() else None)
+        self.window_box.currentIndexChanged.connect(self._window_changed)
+        self.focused = 0
+        self.labels: list[QLabel] = []
+        self.scale_labels: list[str] = []
+
+    def _window_changed(self) -> None:
+        if self.window_box.count():
+            self.view.set_window(self.window_box.window())
+            self.planes.set_window(self.window_box.window())
+
+    NOT_VISIBLE = 99  # button id of "not visible / not applicable" (stored as None)
+
+    def _score_key(self, ev):
+        """(action, value) of a scoring key: ("score", 1..n), ("score", None) for 0, ("move", +-1), ("pause", 0)."""
+        if ev.modifiers() or self.comment.hasFocus():
+            return None
+        k = ev.key()
+        if k == Qt.Key.Key_P:
+            return ("pause", 0)
+        if k == Qt.Key.Key_0:
+            return ("score", None)
+        if Qt.Key.Key_1 <= k <= Qt.Key.Key_9 and k - Qt.Key.Key_0 <= len(self.scale_labels):
+            return ("score", int(k - Qt.Key.Key_0))
+        if k in (Qt.Key.Key_Up, Qt.Key.Key_Down):
+            return ("move", -1 if k == Qt.Key.Key_Up else 1)
+        return None
 
     def event(self, ev) -> bool:  # noqa: D102
-        if ev.type() == QEvent.Type.ShortcutOverride and ev.key() == Qt.Key.Key_P and not ev.modifiers() \
-                and not self.comment.hasFocus():
+        if ev.type() == QEvent.Type.ShortcutOverride and self._score_key(ev) is not None:
             ev.accept()
             return True
         return super().event(ev)
 
     def keyPressEvent(self, ev) -> None:  # noqa: N802
-        if ev.key() == Qt.Key.Key_P and not ev.modifiers():
-            self.pause_requested.emit()
-        else:
+        act = self._score_key(ev)
+        if act is None:
             super().keyPressEvent(ev)
+            return
+        ev.accept()
+        if ev.isAutoRepeat():
+            return
+        kind, val = act
+        if kind == "pause":
+            self.pause_requested.emit()
+        elif kind == "move":
+            self.focus_structure(self.focused + val)
+        elif self.groups:
+            s = list(self.groups)[self.focused]
+            self.set_score(s, val)
+            self.focus_structure(self.focused + 1)
+
+    def focus_structure(self, i: int) -> None:
+        """Highlight structure ``i`` (the one the number keys score)."""
+        if not self.groups:
+            return
+        self.focused = max(0, min(len(self.groups) - 1, i))
+        for j, lab in enumerate(self.labels):
+            lab.setStyleSheet("font-weight: bold; background: #fff3c4;" if j == self.focused else "")
 
     def configure(self, structures, scale) -> None:
         while self.form.count():
@@ -417,17 +466,28 @@ class ContinuityScreen(QWidget):
             if item.widget() is not None:
                 item.widget().deleteLater()
         self.groups = {}
-        self.scale_help.setText("  ".join(f"{i} = {s}" for i, s in enumerate(scale, 1)))
+        self.labels = []
+        self.scale_labels = list(scale)
+        self.scale_help.setText("  ".join(f"{i} = {s}" for i, s in enumerate(scale, 1)) + "  0 = not visible / n.a.")
         for r, s in enumerate(structures):
-            self.form.addWidget(QLabel(s), r, 0)
+            lab = QLabel(s)
+            self.labels.append(lab)
+            self.form.addWidget(lab, r, 0)
             g = QButtonGroup(self)
             for v in range(1, len(scale) + 1):
                 rb = QRadioButton(str(v))
                 rb.setToolTip(scale[v - 1])
+                rb.setFocusPolicy(Qt.FocusPolicy.NoFocus)
                 g.addButton(rb, v)
                 self.form.addWidget(rb, r, v)
+            nv = QRadioButton("not visible")
+            nv.setToolTip("the structure is not visible in this case, or does not apply (0)")
+            nv.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+            g.addButton(nv, self.NOT_VISIBLE)
+            self.form.addWidget(nv, r, len(scale) + 1)
             g.idClicked.connect(self._update_next)
             self.groups[s] = g
+        self.focus_structure(0)
 
     def reset_scores(self) -> None:
         for g in self.groups.values():
@@ -438,11 +498,13 @@ class ContinuityScreen(QWidget):
         self.comment.clear()
         self._update_next()
 
-    def scores(self) -> dict[str, int]:
-        return {s: g.checkedId() for s, g in self.groups.items() if g.checkedId() > 0}
+    def scores(self) -> dict[str, int | None]:
+        """Every answered structure: its score, or None for "not visible / not applicable"."""
+        return {s: (None if g.checkedId() == self.NOT_VISIBLE else g.checkedId())
+                for s, g in self.groups.items() if g.checkedId() > 0}
 
-    def set_score(self, structure: str, value: int) -> None:
-        self.groups[structure].button(value).click()
+    def set_score(self, structure: str, value: int | None) -> None:
+        self.groups[structure].button(self.NOT_VISIBLE if value is None else value).click()
 
     def set_answerable(self, ok: bool) -> None:
         self._answerable = ok
@@ -456,6 +518,15 @@ class ContinuityScreen(QWidget):
     def show_trial(self, progress: str, images, window: Window) -> None:
         self.progress.setText(progress)
         (img,) = images
+        three = img.mode == "reformat"
+        self.planes.setVisible(three)
+        self.view.setVisible(not three)
+        if three:
+            self.planes.set_case(img, window)
+            self.slider.setVisible(False)
+            self.reset_scores()
+            self.focus_structure(0)
+            return
         self.view.set_case(img, window)
         n = self.view.n_slices
         self.slider.blockSignals(True)
@@ -609,7 +680,9 @@ class Tab(QWidget):
                 scale = "; ".join(f"{i} = {t}" for i, t in enumerate(self.spec.scale, 1))
                 text = (f"You will see {s.n_trials} CT volumes, some real and some synthetic. Scroll through each "
                         f"one and score the continuity of each of the {len(self.spec.structures)} structures "
-                        f"({scale}). Every structure needs a score before you can go on; a comment is optional. "
+                        f"({scale}), or mark it not visible (0) when it is not in the case. Keys 1/2/3 and 0 score "
+                        "the highlighted structure; Up/Down move between structures. Every structure needs an "
+                        "answer before you can go on; a comment is optional. "
                         "Press P to pause; your answers are saved after every case.")
             self.tutorial.text.setText(text)
             self.tutorial.button.setText("Begin")
@@ -733,9 +806,10 @@ class Tab(QWidget):
         t0 = time.perf_counter()
         w = self._window()
         try:
-            s.answer(scores=self.continuity.scores(), comment=self.continuity.comment.text().strip(),
+            c = self.continuity
+            s.answer(scores=c.scores(), comment=c.comment.text().strip(),
                      window={"lower": w.lower, "upper": w.upper, "name": w.name},
-                     zoom=self.continuity.view.view_state())
+                     zoom=c.planes.view_state() if c.planes.isVisible() else c.view.view_state())
         except CTStudioError as exc:
             self._error("Answer not saved", str(exc))
             return
@@ -776,7 +850,7 @@ class Tab(QWidget):
         noun = "pairs" if self.spec.kind == "pair" else "cases"
         self.end.text.setText(f"You have answered all {s.n_trials} {noun}. Your answers are saved. "
                               "You may close the app, or hand over to the next reader.")
-        for v in (self.pair.left, self.pair.right, self.continuity.view):
+        for v in (self.pair.left, self.pair.right, self.continuity.view, self.continuity.planes):
             v.clear_case()
         self.stack.setCurrentWidget(self.end)
         self.set_locked(False)
