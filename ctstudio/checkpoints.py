@@ -56,50 +56,75 @@ def state_dicts_to_tensors(modules: dict[str, Any]) -> dict[str, Any]:
 
 
 def save_tensors_json(base: Path, tensors: dict, meta: dict) -> Path:
-    """Write ``base.safetensors`` and ``base.json`` atomically (tensors first, JSON last)."""
+    """Write ``base.safetensors`` and ``base.json`` so that a crash at any moment leaves the old model or the new one.
+
+    The JSON records the weights' size and SHA-256 and is renamed last: it is the commit record. Before the new
+    weights replace old ones, the old weights stay reachable as ``base.safetensors.prev`` (a hard link), so an old
+    JSON beside new weights (a crash between the two renames) still loads the old model (:func:`check_pair`).
+    """
     from safetensors.torch import save
 
     base = Path(base)
     st = base.with_name(base.name + ".safetensors")
     js = base.with_name(base.name + ".json")
+    prev = st.with_name(st.name + ".prev")
     data = save(tensors)
     meta = {**meta, "weights": {"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}}
     text = (json.dumps(meta, indent=2, sort_keys=True, default=_json_default) + "\n").encode()
-    # both files are written and flushed before either is renamed (weights first, JSON last), so only the two
-    # renames separate them; a crash between those is caught on load by check_pair
-    with atomic_path(js) as tmp_js, atomic_path(st, sync_dir=False) as tmp_st:
-        tmp_st.write_bytes(data)
+    with atomic_path(js) as tmp_js:  # renamed last, after the weights
         with open(tmp_js, "wb") as fh:
             fh.write(text)
             fh.flush()
             os.fsync(fh.fileno())
+        with atomic_path(st, sync_dir=False) as tmp_st:
+            tmp_st.write_bytes(data)
+            if st.is_file() and js.is_file():  # keep the old weights for the old JSON until the new JSON is in
+                link = prev.with_name(f".{prev.name}.{os.getpid()}.tmp")
+                with contextlib.suppress(FileNotFoundError):
+                    link.unlink()
+                os.link(st, link)
+                os.replace(link, prev)
+    with contextlib.suppress(FileNotFoundError):
+        prev.unlink()
     return st
 
 
-def check_pair(st: Path, js: Path) -> None:
-    """The weights file is the one its JSON was written with (``"weights"``: bytes and SHA-256, recorded since
-    both files are written one after the other and a crash between the two renames would leave new weights
-    beside an old JSON). JSON files from before the record are not checked."""
+def _matches(path: Path, record: dict) -> bool:
+    try:
+        if path.stat().st_size != record["bytes"]:
+            return False
+    except OSError:
+        return False
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest() == record["sha256"]
+
+
+def check_pair(st: Path, js: Path) -> Path:
+    """The weights file to read for this JSON: ``st`` when it is the one the JSON was written with (``"weights"``:
+    bytes and SHA-256), else the previous weights kept by an interrupted save (``st.prev``) when they are; a
+    ModelError when neither is. JSON files from before the record are not checked."""
     try:
         record = json.loads(js.read_bytes().decode("utf-8")).get("weights")
     except (OSError, UnicodeDecodeError, ValueError, AttributeError, RecursionError):
-        return  # read_meta reports a damaged JSON
+        return st  # read_meta reports a damaged JSON
     if record is None:
-        return
+        return st
     if (not isinstance(record, dict) or not isinstance(record.get("bytes"), int)
             or not isinstance(record.get("sha256"), str)):
         raise ModelError("the model's JSON field 'weights' is damaged", path=js, hint="re-export the model")
+    if _matches(st, record):
+        return st
+    prev = st.with_name(st.name + ".prev")
+    if _matches(prev, record):
+        return prev  # a save was interrupted between its two renames: the old model is whole
     size = st.stat().st_size
-    digest = hashlib.sha256()
-    if size == record["bytes"]:
-        with open(st, "rb") as fh:
-            for chunk in iter(lambda: fh.read(1 << 20), b""):
-                digest.update(chunk)
-    if size != record["bytes"] or digest.hexdigest() != record["sha256"]:
-        raise ModelError(f"the weights file ({size} bytes) is not the one {js.name} was written with "
-                         f"({record['bytes']} bytes): the two files are from different saves", path=st,
-                         hint="a write was interrupted between the two files, or one was replaced; re-export or "
-                              "re-train the model")
+    raise ModelError(f"the weights file ({size} bytes) is not the one {js.name} was written with "
+                     f"({record['bytes']} bytes): the two files are from different saves", path=st,
+                     hint="a write was interrupted between the two files, or one was replaced; re-export or "
+                          "re-train the model")
 
 
 def _json_default(o):
@@ -283,7 +308,9 @@ def load_tensors(path) -> dict:
     check_safetensors(st)
     js = _paths_for(Path(path))[1]
     if js.is_file():
-        check_pair(st, js)
+        st = check_pair(st, js)
+        if st.name.endswith(".prev"):
+            check_safetensors(st)
     try:
         return load_file(str(st), device="cpu")
     except (SafetensorError, OSError, ValueError, RuntimeError, TypeError) as exc:

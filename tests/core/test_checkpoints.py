@@ -90,3 +90,32 @@ def test_bundled_demo_models_are_listed_with_cards():
         card = meta["card"]
         assert "demo" in card["summary"].lower() and "licence" in json.dumps(card).lower()
         assert card["steps"] > 0 and card["train_wall_s"] > 0
+
+
+def test_new_weights_beside_the_old_json_load_the_old_model_kept_aside(tmp_path):
+    """A save interrupted between its two renames (weights renamed, JSON not yet): the old JSON finds the old
+    weights kept as NAME.safetensors.prev; without them the pair is refused, never loaded mixed."""
+    import os
+
+    import torch
+
+    from ctstudio import checkpoints
+    from ctstudio.errors import ModelError
+
+    old = {"w": torch.zeros(3)}
+    checkpoints.save_model(tmp_path, "m", "icnet", {"net": old}, {"a": 1}, {})
+    st = tmp_path / "m.safetensors"
+    os.link(st, tmp_path / "m.safetensors.prev")  # what save_tensors_json keeps before replacing the weights
+    from safetensors.torch import save
+
+    st.unlink()
+    st.write_bytes(save({"net.w": torch.ones(3)}))  # the new weights, the JSON still the old one's
+    meta, tensors = checkpoints.load_model(st)
+    assert torch.equal(tensors["net.w"], torch.zeros(3))
+    (tmp_path / "m.safetensors.prev").unlink()
+    with pytest.raises(ModelError, match="different saves"):
+        checkpoints.load_model(st)
+    # a complete save afterwards leaves no .prev behind
+    checkpoints.save_model(tmp_path, "m", "icnet", {"net": {"w": torch.ones(3)}}, {"a": 1}, {})
+    assert torch.equal(checkpoints.load_model(st)[1]["net.w"], torch.ones(3))
+    assert not (tmp_path / "m.safetensors.prev").exists()

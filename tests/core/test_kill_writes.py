@@ -163,22 +163,17 @@ def test_killed_dicom_series_export_leaves_the_old_or_the_new_series(tmp_path, r
     assert sum(counts.values()) == KILLS
 
 
-def test_killed_model_bundle_write_leaves_a_complete_pair_or_a_refused_one(tmp_path, rnd):
+def test_killed_model_bundle_write_leaves_the_old_or_the_new_model(tmp_path, rnd):
     import torch
 
     from ctstudio import checkpoints
-    from ctstudio.errors import ModelError
 
     out = tmp_path / "models" / "m.safetensors"
     out.parent.mkdir()
     p = _start("model", out, tmp_path)
 
     def check():
-        try:
-            meta, tensors = checkpoints.load_model(out)
-        except ModelError as exc:  # new weights beside the old JSON: detected, never loaded
-            assert "not the one m.json was written with" in str(exc), exc
-            return "mismatch refused"
+        meta, tensors = checkpoints.load_model(out)  # new weights beside the old JSON: the old weights (.prev)
         v = int(meta["card"]["summary"].split()[-1])
         torch.manual_seed(v)
         from ctstudio.models.icnet import ICNet, ICNetConfig
@@ -195,7 +190,6 @@ def test_killed_model_bundle_write_leaves_a_complete_pair_or_a_refused_one(tmp_p
 
 def test_killed_training_checkpoint_write_leaves_a_complete_checkpoint(tmp_path, rnd):
     from ctstudio import checkpoints
-    from ctstudio.errors import ModelError
 
     out = tmp_path / "run"
     p = _start("checkpoint", out, tmp_path)
@@ -203,11 +197,7 @@ def test_killed_training_checkpoint_write_leaves_a_complete_checkpoint(tmp_path,
 
     def check():
         meta = json.loads((out / "checkpoint" / "state.json").read_text())
-        try:
-            tensors = checkpoints.load_tensors(base)
-        except ModelError as exc:
-            assert "not the one state.json was written with" in str(exc), exc
-            return "mismatch refused"
+        tensors = checkpoints.load_tensors(base)
         v = meta["step"] - 100
         assert v in (0, 1)
         bias = [k for k in tensors if k.startswith("m_net.") and k.endswith("bias")]
