@@ -11,7 +11,7 @@ ordinary ``ctstudio [PATH]`` start-up (``ctstudio.app.main.run_app`` is not chan
     command line to load, fill the registration form with ``CTSTUDIO_SELFTEST_SPEC`` (a study spec)
     and ``CTSTUDIO_SELFTEST_DB`` (the database, created when missing), press Start and Begin, answer
     every trial with the screen's buttons (the left image on pair screens; the middle of the scale on
-    continuity screens), then check that the database holds one answer per trial, close the window
+    continuity screens; the first answer of every survey question), then check that the database holds one answer per trial, close the window
     and exit 0. Any failure prints ``selftest: FAILED ...`` and exits 1; a session that has not
     finished within ``CTSTUDIO_SELFTEST_TIMEOUT`` seconds (default 300) exits 3.
 
@@ -30,7 +30,8 @@ from PySide6.QtCore import QEvent, QObject, QTimer
 from PySide6.QtWidgets import QApplication, QMainWindow
 
 MODES = ("shown", "study")
-READER_CODE = "SMOKE01"
+POLL_MS = 20  # how often the scripted reader looks at the screen
+READER_CODE = "SM01"  # the house rule: 1-4 letters then 1-4 digits
 
 
 def _say(text: str) -> None:
@@ -112,36 +113,60 @@ class _SelfTest(QObject):
         reg.spec_edit.setText(spec)
         reg.db_edit.setText(db)
         reg.reader_edit.setText(READER_CODE)
-        reg.radiologist.setChecked(True)
-        reg.years.setValue(5)
-        tab.trial_shown.connect(lambda *_: QTimer.singleShot(0, self._guarded(self._answer)))
-        tab.session_finished.connect(lambda: QTimer.singleShot(0, self._guarded(self._check_database)))
-        reg.start_button.click()
-        if tab.screen is not tab.tutorial:
-            raise AssertionError(f"Start did not reach the tutorial: {reg.message.text()!r}")
-        _say(f"registered reader {READER_CODE}: {tab.tutorial.title.text()}")
-        tab.tutorial.button.click()
+        from PySide6.QtWidgets import QComboBox
 
-    def _answer(self) -> None:
+        for box in reg.findChildren(QComboBox):  # the survey: the first answer of every unanswered question
+            if box.currentIndex() < 0 and box.count():
+                box.setCurrentIndex(0)
+        self.starts = 0
+        self._step()
+
+    def _step(self) -> None:
+        """Act on the screen the Study tab shows, as a reader would, until the end screen."""
         tab = self.tab
-        if tab.screen is tab.pair:
-            tab.pair.left_button.click()
-        elif tab.screen is tab.continuity:
-            screen = tab.continuity
+        screen = tab.screen
+        if screen is tab.registration:
+            # Start (a second press confirms a stored profile when the form asks for it)
+            if self.starts >= 2:
+                raise AssertionError(f"Start did not begin the session: {tab.registration.message.text()!r}")
+            self.starts += 1
+            tab.registration.start_button.click()
+        elif screen is tab.pair:
+            # the answer buttons are enabled once the spec's minimum viewing time has passed
+            if tab.pair.left_button.isEnabled():
+                self._count(tab.pair.left_button.click)
+        elif screen is tab.continuity:
+            c = tab.continuity
             middle = (len(tab.spec.scale) + 1) // 2
-            for structure in screen.groups:
-                screen.set_score(structure, middle)
-            screen.next_button.click()
-        else:
+            if all(g.button(middle).isEnabled() for g in c.groups.values()):
+                for structure, group in c.groups.items():
+                    if group.checkedId() != middle:
+                        c.set_score(structure, middle)
+            if c.next_button.isEnabled():
+                self._count(c.next_button.click)
+        elif screen is tab.end:
+            self._check_database()
             return
-        self.n_answers += 1
+        elif hasattr(screen, "button"):  # tutorial, welcome back, paused: their one button goes on
+            _say(f"{screen.title.text()}: {screen.button.text()}")
+            screen.button.click()
+        else:
+            raise AssertionError(f"unexpected screen {type(screen).__name__}")
+        QTimer.singleShot(POLL_MS, self._guarded(self._step))
+
+    def _count(self, answer) -> None:
+        """Give one answer; count it when the session recorded it."""
+        before = self.tab.session.n_answered
+        answer()
+        if self.tab.session is None or self.tab.session.n_answered > before or self.tab.screen is self.tab.end:
+            self.n_answers += 1
 
     def _check_database(self) -> None:
         from ctstudio.studies.store import Store
 
         n_trials = self.tab.session.n_trials if self.tab.session is not None else None
         with Store(os.environ["CTSTUDIO_SELFTEST_DB"]) as store:
-            rows = [r for r in store.responses_table() if r["reader"] == READER_CODE]
+            rows = [r for r in store.responses_table() if r["reader"] == READER_CODE and r["study"] == self.tab.spec.name]
         if n_trials is None or len(rows) != n_trials or self.n_answers != n_trials:
             raise AssertionError(f"{len(rows)} answers in the database, {self.n_answers} given, {n_trials} trials")
         self.finish(0, f"OK: study session finished, {len(rows)} answers saved by the Study tab "
