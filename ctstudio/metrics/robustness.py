@@ -37,6 +37,8 @@ SHIFT_MODES = ("icnet", "model", "hu")
 def shift_slice(hu: np.ndarray, mu: float, mode: str = "icnet", rng: HURange = FULL_12BIT) -> np.ndarray:
     """The slice with its intensity shifted by ``mu`` (see the module doc), as float HU."""
     a = np.asarray(hu, dtype=np.float64)
+    if mode in SHIFT_MODES and float(mu) == 1.0:
+        return a.copy()  # no drift: the slice itself, without a float32 round trip through the model range
     if mode == "icnet":
         return np.asarray(intensity_drift_hu(a, mu, ICNET_ROI), dtype=np.float64)
     if mode == "model":
