@@ -27,7 +27,8 @@ import numpy as np
 import torch
 
 from ctstudio.errors import ConfigError
-from ctstudio.imaging.intensity import ICNET_ROI, HURange, hu_to_model, intensity_drift, intensity_drift_hu
+from ctstudio.imaging.intensity import (ICNET_ROI, HURange, hu_to_model, intensity_drift, intensity_drift_hu,
+                                        model_to_hu)
 from ctstudio.models.icnet import ICNet, ICNetConfig
 from ctstudio.models.layers import count_parameters
 from ctstudio.training import datasets
@@ -102,6 +103,8 @@ class ICNetRecipe(Recipe):
         self.optimizers = {"net": torch.optim.Adam(self.net.parameters(), lr=cfg.lr)}
         self.ema_modules = ("net",)
         self.ema_decay = cfg.ema_decay
+        #: a preview (drifted | calibrated | real) with every checkpoint
+        self.preview_every = cfg.checkpoint_every
         self.device = torch.device("cpu")
         self.data_files: list[dict] = []
         self.pairs = None
@@ -162,6 +165,24 @@ class ICNetRecipe(Recipe):
         loss.backward()
         opt.step()
         return {"loss": float(loss.detach())}
+
+    #: the drift of the preview (a fixed darkening, inside the training range)
+    PREVIEW_MU = 0.8
+
+    @torch.no_grad()
+    def preview(self, step: int):
+        """One fixed real pair (the middle one): the slice drifted by mu = 0.8, IC-Net's output, the real slice (HU)."""
+        if self.pairs is None or not len(self.pairs):
+            return None
+        roi = self.config.roi()
+        pair = self.pairs[len(self.pairs) // 2][None]
+        prior, x = hu_to_model(pair[:, 0], roi), hu_to_model(pair[:, 1], roi)
+        x_hat = intensity_drift(x, np.full(1, self.PREVIEW_MU))
+        if self.config.keep_outside:
+            x_hat = np.where(np.abs(x) < 1, x_hat, x)
+        t = (torch.from_numpy(np.ascontiguousarray(a[:, None], dtype=np.float32)).to(self.device) for a in (x_hat, prior))
+        out = self.net(*t).clamp(-1, 1).cpu().numpy()[:, 0]
+        return np.stack([model_to_hu(x_hat, roi)[0], model_to_hu(out, roi)[0], pair[0, 1]])
 
     @torch.no_grad()
     def evaluate(self) -> dict:
