@@ -342,19 +342,31 @@ def module_state(tensors: dict, module: str) -> dict:
 def load_into(module, tensors: dict, name: str, path=None) -> None:
     """``module.load_state_dict`` of ``name``'s tensors, with a clear ModelError on any mismatch."""
     sd = module_state(tensors, name)
+    on_meta = any(t.is_meta for t in [*module.parameters(), *module.buffers()])
     try:
-        module.load_state_dict(sd, strict=True)
+        # a network built on the meta device (config_fields) takes the file's tensors as they are: no memory is
+        # spent on a network the file does not fill, however large its config claims it is
+        module.load_state_dict(sd, strict=True, assign=on_meta)
     except RuntimeError as exc:
         first = str(exc).strip().splitlines()
         raise ModelError(f"the weights do not fit the network ({'; '.join(first[:3])})", path=path,
                          hint="the JSON config and the weights disagree; re-export the model") from None
+    if on_meta and any(t.is_meta for t in [*module.parameters(), *module.buffers()]):
+        raise ModelError("the model file does not hold every tensor of the network", path=path,
+                         hint="the JSON config and the weights disagree; re-export the model")
 
 
 @contextlib.contextmanager
 def config_fields(meta: dict, what: str, kind: str | None = None):
-    """Read a model's config inside ``with``: a missing or mistyped field becomes a :class:`ModelError`."""
+    """Read a model's config inside ``with``: a missing or mistyped field becomes a :class:`ModelError`.
+
+    Networks built inside the ``with`` are built on torch's meta device (no memory); :func:`load_modules` then
+    gives them the file's tensors, so a config declaring a huge network never allocates it."""
+    import torch
+
     try:
-        yield meta["config"]
+        with torch.device("meta"):
+            yield meta["config"]
     except (KeyError, TypeError, ValueError, AttributeError, IndexError, OverflowError) as exc:
         raise ModelError(f"the {what}'s config is incomplete ({type(exc).__name__}: {str(exc)[:200]})",
                          path=meta.get("path"),

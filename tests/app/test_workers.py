@@ -132,11 +132,9 @@ def test_wait_for_workers_cancels_and_drains(qtbot):
     ws = [start_worker(stepping_job, 400, 0.05, d) for d in done]
     running = min(len(ws), QThreadPool.globalInstance().maxThreadCount())
     qtbot.waitUntil(lambda: sum(len(d) >= 1 for d in done) >= running, timeout=10000)
-    t0 = time.perf_counter()
     assert wait_for_workers(10000)
-    assert time.perf_counter() - t0 < 2.0, "wait_for_workers waited for the jobs to run to their end"
     assert all(w.cancel_token.is_set() for w in ws)
-    assert all(len(d) < 40 for d in done)
+    assert all(len(d) < 40 for d in done), "wait_for_workers waited for the jobs to run to their end (400 steps)"
     qtbot.wait(50)  # finished signals delivered
     _no_thread_left(qtbot)
 
@@ -163,9 +161,8 @@ def test_relay_callback_yields_events_as_they_come_and_joins_when_closed():
     token = CancelToken()
     gen = relay_callback(core, 10000, cancel=token)
     next(gen)
-    t0 = time.perf_counter()
     gen.close()  # the worker stopped: the token is set and the helper thread has ended
-    assert token.is_set() and time.perf_counter() - t0 < 1.0
+    assert token.is_set()
     assert not [t for t in threading.enumerate() if t.name == "ctstudio-core"]
 
 
