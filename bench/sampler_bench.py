@@ -168,7 +168,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
 
     from ctstudio.diffusion.loading import load_score_model
-    from ctstudio.diffusion.samplers import CONDITIONAL_OPTIONS, DEFAULT_OPTIONS, DEFAULT_SAMPLER, DEFAULT_STEPS
+    from ctstudio.diffusion.samplers import CONDITIONAL_OPTIONS, DEFAULT_OPTIONS, DEFAULT_STEPS, default_sampler
     from ctstudio.io import read_volume
 
     model, sde, meta = load_score_model(*([args.model] if args.model else []))
@@ -196,8 +196,10 @@ def main() -> None:
         noised = {"condition": "noised"}
         configs += [(f"Heun {args.fast_steps}+churn+2 corr. s<=1, inpainting", "heun", args.fast_steps,
                      {**DEFAULT_OPTIONS["heun"], **noised}, args.slices, None)]
-        configs += [(f"DPM-Solver++(2M) {st}, inpainting", "dpmpp_2m", st, {**DEFAULT_OPTIONS["dpmpp_2m"], **noised},
-                     args.slices, None) for st in dpm_steps[-1:]]
+        configs += [(f"DPM-Solver++(2M) {st}, inpainting, ODE", "dpmpp_2m", st,
+                     {"clip_denoised": True, **noised}, args.slices, None) for st in dpm_steps[-1:]]
+        configs += [(f"DPM-Solver++(2M) {st} + 2 corr. s<=1, inpainting", "dpmpp_2m", st,
+                     {**DEFAULT_OPTIONS["dpmpp_2m"], **noised}, args.slices, None) for st in dpm_steps[-1:]]
     res = []
     for label, name, steps, opts, n, grid in configs:
         r = run_sampler(model, sde, meta, vol, seeds, n, name, steps, dict(opts),
@@ -208,7 +210,7 @@ def main() -> None:
     print(f"\nASCII demo model {meta['name']}, {args.slices} slices after seed slices {seeds}, sampler seeds "
           f"{rng_seeds} (PC: {pc_slices} slices, seed {rng_seeds[0]}), {args.threads} thread(s), "
           f"load {os.getloadavg()[0]:.1f}; +- is the SD over the sampler seeds; default: "
-          f"{DEFAULT_SAMPLER} {DEFAULT_STEPS[DEFAULT_SAMPLER]}")
+          f"{default_sampler(cond)} {DEFAULT_STEPS[default_sampler(cond)]}")
     print(f"{'sampler':<46}{'calls/slice':>12}{'calls ratio':>12}{'s/slice':>9}{'MAE HU':>14}{'bMMD2':>16}"
           f"{'adj|dHU|':>14}{'CV':>7}")
 

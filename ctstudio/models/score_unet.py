@@ -14,6 +14,7 @@ network's input and target at unit scale, which matters when a model is trained 
 from __future__ import annotations
 
 import dataclasses
+import logging
 from dataclasses import dataclass
 
 import torch
@@ -205,3 +206,26 @@ def _preconditioning(s: torch.Tensor, sd: float):
     """Karras et al.'s (c_skip, c_out, c_in) at noise level ``s`` for data of SD ``sd``."""
     norm = torch.sqrt(s ** 2 + sd ** 2)
     return sd ** 2 / norm ** 2, s * sd / norm, 1.0 / norm
+
+
+_log = logging.getLogger(__name__)
+
+
+def compile_model(model: nn.Module, example: tuple, backend: str = "inductor", **compile_options):
+    """``torch.compile(model)``, checked by one call on ``example`` (the compiler works lazily, at the first call).
+
+    Returns ``(callable, compiled)``. Where no compiler works (no C++ toolchain, an unsupported platform or op,
+    a torch without dynamo) it logs one warning line naming the reason and returns the eager ``model`` and
+    ``False``: a missing compiler is never an error. The compiled callable shares the model's parameters, so its
+    outputs follow the model's weights; they equal the eager outputs within float rounding (the compiler fuses
+    and reorders operations).
+    """
+    try:
+        compiled = torch.compile(model, backend=backend, **compile_options)
+        with torch.no_grad():
+            compiled(*example)
+    except Exception as exc:  # noqa: BLE001 - any failure of the optional compiler means "run eagerly"
+        reason = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+        _log.warning("torch.compile unavailable (%s: %s); running the model eagerly", type(exc).__name__, reason)
+        return model, False
+    return compiled, True
