@@ -206,6 +206,7 @@ class Store:
                     raise sqlite3.DatabaseError(f"integrity check: {check[0] if check else 'no answer'}")
             conn.execute("PRAGMA synchronous = NORMAL" if self.path == ":memory:" else "PRAGMA synchronous = FULL")
             conn.execute("PRAGMA foreign_keys = ON")
+            conn.text_factory = self._decode_text
             self.conn = conn
             self.db = sqlite_utils.Database(conn)
             self._retrying(lambda: self._migrate_locked())
@@ -224,6 +225,16 @@ class Store:
         # One BEGIN IMMEDIATE around all migrations serialises two processes creating the schema at once.
         with self.transaction():
             migrate(self.db)
+
+    def _decode_text(self, raw: bytes) -> str:
+        """Text read from the database; text that is not UTF-8 (a damaged or tampered file) is an InputError
+        naming the database, never a sqlite3 / Unicode exception (found by bench/fuzz.py)."""
+        try:
+            return raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise InputError("the study database holds text that is not UTF-8: it is damaged or was edited by "
+                             "another program", path=self.path,
+                             hint="restore it from a backup; ctstudio never writes such text") from None
 
     @staticmethod
     def _retrying(fn, attempts: int = 50):

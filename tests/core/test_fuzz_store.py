@@ -57,3 +57,25 @@ def test_a_damaged_stored_spec_is_an_input_error(db, value):
             st.spec_of(study["id"])
     finally:
         st.close()
+
+
+def test_text_that_is_not_utf8_is_an_input_error_naming_the_database(tmp_path):
+    """Found by bench/fuzz.py: invalid UTF-8 in a text column raised sqlite3.OperationalError / UnicodeDecodeError."""
+    import sqlite3
+
+    from ctstudio.errors import InputError
+    from ctstudio.studies.store import Store
+
+    db = tmp_path / "s.db"
+    Store(db).close()
+    raw = sqlite3.connect(db)
+    tables = [r[0] for r in raw.execute("select name from sqlite_master where type='table'")]
+    table = "studies" if "studies" in tables else tables[0]
+    cols = [r[1] for r in raw.execute(f"pragma table_info({table})") if r[2].upper() == "TEXT"]
+    raw.execute(f"insert into {table} ({cols[0]}) values (cast(x'ff41' as text))") if cols else None
+    raw.commit()
+    raw.close()
+    store = Store(db)
+    with pytest.raises(InputError, match="not UTF-8") as info:
+        store.db.execute(f"select * from {table}").fetchall()
+    assert str(db) in str(info.value)
