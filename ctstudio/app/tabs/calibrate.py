@@ -248,13 +248,20 @@ class Tab(QWidget):
         lay.addWidget(self.profile_label)
         self.profile_plot = pg.PlotWidget()
         self.profile_plot.setLabel("bottom", "slice position z (mm, patient)")
-        self.profile_plot.setLabel("left", "ROI mean HU (bars: SD)")
+        self.profile_plot.setLabel("left", "ROI mean (HU)")
         self.profile_plot.showGrid(x=True, y=True, alpha=0.3)
         self.profile_plot.addLegend(offset=(10, 10))
-        self.profile_plot.setMinimumHeight(200)
-        self.profile_plot.scene().sigMouseClicked.connect(self._profile_clicked)
+        self.profile_plot.setMinimumHeight(140)
+        self.profile_plot.scene().sigMouseClicked.connect(lambda ev: self._profile_clicked(self.profile_plot, ev))
+        self.sd_plot = pg.PlotWidget()
+        self.sd_plot.setLabel("bottom", "slice position z (mm, patient)")
+        self.sd_plot.setLabel("left", "ROI SD (HU)")
+        self.sd_plot.showGrid(x=True, y=True, alpha=0.3)
+        self.sd_plot.setMinimumHeight(100)
+        self.sd_plot.setXLink(self.profile_plot)
+        self.sd_plot.scene().sigMouseClicked.connect(lambda ev: self._profile_clicked(self.sd_plot, ev))
         self.profile_curves: dict[str, pg.PlotDataItem] = {}
-        self.profile_bars: dict[str, pg.ErrorBarItem] = {}
+        self.markers: list[pg.InfiniteLine] = []
         row = QHBoxLayout()
         row.addWidget(QLabel("after:"))
         self.after_combo = QComboBox()
@@ -276,8 +283,9 @@ class Tab(QWidget):
         il.addLayout(grid, 1)
         vs = QSplitter(Qt.Orientation.Vertical)
         vs.addWidget(self.profile_plot)
+        vs.addWidget(self.sd_plot)
         vs.addWidget(images)
-        vs.setSizes([380, 420])
+        vs.setSizes([260, 160, 420])
         lay.addWidget(vs, 1)
         return w
 
@@ -584,34 +592,35 @@ class Tab(QWidget):
         return out
 
     def _plot_profile(self) -> None:
-        plot = self.profile_plot
-        for item in [*self.profile_curves.values(), *self.profile_bars.values()]:
-            plot.removeItem(item)
-        self.profile_curves, self.profile_bars = {}, {}
-        offsets = {"before": -0.15, "icnet": 0.0, "histogram": 0.15, "seed": 0.0}
+        """ROI mean (top) and SD (below) per slice along z, one curve per series; a marker at the slice shown."""
+        self.profile_plot.clear()
+        self.sd_plot.clear()
+        self.profile_curves = {}
         for key, (z, mean, sd) in self.profile_series().items():
-            dz = offsets[key] * (float(np.median(np.abs(np.diff(z)))) if len(z) > 1 else 1.0)
-            bars = pg.ErrorBarItem(x=z + dz, y=mean, height=2 * sd, beam=0.0, pen=pg.mkPen(COLOURS[key], width=1))
-            plot.addItem(bars)
-            self.profile_bars[key] = bars
-            style = {"pen": None, "symbol": "s", "symbolSize": 7} if key == "seed" else \
-                {"pen": pg.mkPen(COLOURS[key], width=2), "symbol": "o", "symbolSize": 6}
-            curve = plot.plot(z + dz, mean, symbolBrush=COLOURS[key], name=LABELS[key], **style)
-            self.profile_curves[key] = curve
-        self.marker = pg.InfiniteLine(angle=90, pen=pg.mkPen("#ffd24a"))
-        plot.addItem(self.marker)
-        self.profile_curves["_marker"] = self.marker
+            if key == "seed":
+                style = {"pen": None, "symbol": "s", "symbolSize": 6}
+            else:
+                style = {"pen": pg.mkPen(COLOURS[key], width=2), "symbol": "o", "symbolSize": 5}
+            self.profile_curves[key] = self.profile_plot.plot(z, mean, symbolBrush=COLOURS[key], name=LABELS[key],
+                                                              **style)
+            self.profile_curves[f"{key}-sd"] = self.sd_plot.plot(z, sd, symbolBrush=COLOURS[key], **style)
+        self.markers = []
+        for plot in (self.profile_plot, self.sd_plot):
+            line = pg.InfiniteLine(angle=90, pen=pg.mkPen("#ffd24a"))
+            plot.addItem(line)
+            self.markers.append(line)
         if self.shown_slice is not None and self.profile is not None:
-            self.marker.setValue(float(self.profile.z_mm[self.shown_slice]))
+            for m in self.markers:
+                m.setValue(float(self.profile.z_mm[self.shown_slice]))
 
-    def _profile_clicked(self, ev) -> None:
+    def _profile_clicked(self, plot: pg.PlotWidget, ev) -> None:
+        """A click in the mean or SD plot shows the generated slice nearest to that z."""
         if self.profile is None:
             return
-        vb = self.profile_plot.getPlotItem().vb
-        if not vb.sceneBoundingRect().contains(ev.scenePos()):
-            return
-        z = vb.mapSceneToView(ev.scenePos()).x()
-        self.show_generated_slice(int(np.argmin(np.abs(self.profile.z_mm - z))))
+        vb = plot.getPlotItem().vb
+        if vb.sceneBoundingRect().contains(ev.scenePos()):
+            z = vb.mapSceneToView(ev.scenePos()).x()
+            self.show_generated_slice(int(np.argmin(np.abs(self.profile.z_mm - z))))
 
     def show_generated_slice(self, k: int | None) -> None:
         """Show generated slice ``k`` (array index) before / after / after - before."""
@@ -636,8 +645,8 @@ class Tab(QWidget):
         self.gen_panels["diff"].set_title(f"after {label} - before")
         self.gen_panels["diff"].set_image(diff, (-scale, scale))
         self.gen_panels["diff"].set_caption(f"mean {diff.mean():+.2f} HU, scale +-{scale:g} HU")
-        if hasattr(self, "marker"):
-            self.marker.setValue(float(p.z_mm[k]))
+        for m in getattr(self, "markers", []):
+            m.setValue(float(p.z_mm[k]))
 
     def shutdown(self) -> None:
         for w in (self.sweep_worker, self.profile_worker, self._drift_worker):

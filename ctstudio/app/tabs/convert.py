@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import Qt
+from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QFormLayout, QGroupBox, QHBoxLayout,
                                QInputDialog, QLabel, QMessageBox, QProgressBar, QPushButton, QScrollArea,
                                QSpinBox, QSplitter, QVBoxLayout, QWidget)
@@ -202,7 +202,8 @@ class Tab(QWidget):
             p.setLabel("bottom", "axial slice (array index)")
             p.setLabel("left", label)
             p.showGrid(x=True, y=True, alpha=0.3)
-            p.addLegend(offset=(-10, 10))
+            p.getAxis("left").enableAutoSIPrefix(False)
+            p.addLegend(offset=(-10, -10))
             p.scene().sigMouseClicked.connect(self._plot_clicked)
         self.slice_lines = [pg.InfiniteLine(angle=90, pen=pg.mkPen("#ffd24a")) for _ in range(2)]
         self.psnr_plot.addItem(self.slice_lines[0])
@@ -378,6 +379,8 @@ class Tab(QWidget):
         self.compare.set_volumes(result.input, result.volume, names=(f"source {src}", what))
         self.compare.view_diff.title = "source - converted"
         self.compare.view_diff.refresh()
+        disp = self.compare.view_a.display
+        self.compare.state.set_cursor(disp.centre())  # the middle slice, crosshair in the centre
         if result.scores is not None:
             self._show_scores(result.scores)
         elif self.reference is not None:
@@ -474,6 +477,7 @@ class Tab(QWidget):
                    name="source", connect="finite")
         self.plot.show()
         self._cursor_moved(self.compare.state.cursor)
+        QTimer.singleShot(0, self.compare.reset_view)  # the views shrank to make room for the plot: refit all three
 
     def _plot_clicked(self, ev) -> None:
         for p in (self.psnr_plot, self.ssim_plot):
