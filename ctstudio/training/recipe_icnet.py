@@ -182,6 +182,7 @@ class ICNetRecipe(Recipe):
             x_hat = np.where(np.abs(x) < 1, x_hat, x)
         t = (torch.from_numpy(np.ascontiguousarray(a[:, None], dtype=np.float32)).to(self.device) for a in (x_hat, prior))
         out = self.net(*t).clamp(-1, 1).cpu().numpy()[:, 0]
+        out = np.where(np.abs(x_hat) < 1, out, x_hat)  # as the calibrator applies it: ROI pixels only
         return np.stack([model_to_hu(x_hat, roi)[0], model_to_hu(out, roi)[0], pair[0, 1]])
 
     @torch.no_grad()

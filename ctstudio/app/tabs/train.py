@@ -565,6 +565,9 @@ class Tab(QWidget):
         if self.run is None or self.tail is None:
             return
         events = self.tail.read()
+        self._polls = getattr(self, "_polls", 0) + 1
+        if events and self._polls % 10 == 0:
+            self.refresh_runs()  # the list's step and state of the watched run
         for ev in events:
             self._show_event(ev)
         self._read_log()

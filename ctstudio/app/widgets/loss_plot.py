@@ -47,6 +47,7 @@ class LossPlot(QWidget):
         self.plot.showGrid(x=True, y=True, alpha=0.25)
         self.plot.setLabel("bottom", "step")
         self.plot.setLabel("left", "loss")
+        self.plot.getAxis("left").enableAutoSIPrefix(False)  # "loss (x0.001)" over log ticks reads wrongly
         self.legend = self.plot.addLegend(offset=(-10, 10))
         lay.addWidget(self.plot, 1)
         row = QHBoxLayout()
