@@ -8,6 +8,8 @@
 * ``study analyze --db F --out DIR [--json]``  statistics, tables and plots
 * ``study export --db F --out responses.csv``  the raw responses
 * ``study status --db F``         studies, readers and sessions in a database
+* ``study site --db F [NAME]``    show or set the site name of a database (before merging)
+* ``study merge --out M A B ...`` merge the databases of several sites (same spec; idempotent)
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import json
 import sys
 
 NAME = "study"
-HELP = "blinded reader studies: demo, new, run, audit, analyze, export, status"
+HELP = "blinded reader studies: demo, new, run, audit, analyze, export, status, site, merge"
 DESCRIPTION = ("Blinded reader studies: real-vs-synthetic forced choice (pairs) and anatomical continuity "
                "scoring, logged to SQLite, with the papers' statistics. `ctstudio study ACTION --help` "
                "describes each action.")
@@ -73,6 +75,18 @@ def add_arguments(p) -> None:
     s = sub.add_parser("status", help="list the studies, readers and sessions in a database")
     s.add_argument("--db", required=True, help="study database file")
     s.add_argument("--json", action="store_true", help="print machine-readable JSON")
+
+    si = sub.add_parser("site", help="show or set the site name of a study database (readers are kept apart "
+                                     "per site when databases are merged)")
+    si.add_argument("--db", required=True, help="study database file")
+    si.add_argument("name", nargs="?", help="the new site name (default: show the current one)")
+
+    m = sub.add_parser("merge", help="merge the databases of several sites into one (same study spec, checked; "
+                                     "reader codes kept apart per site; merging twice adds nothing)")
+    m.add_argument("--out", required=True, help="merged database (created when missing; an earlier merged "
+                                                "database gets only what is new)")
+    m.add_argument("sources", nargs="+", help="the site databases (read only)")
+    m.add_argument("--json", action="store_true", help="print what each source added as JSON")
 
 
 def _existing_db(path):
@@ -260,6 +274,25 @@ def run(args) -> int:
                 print(f"{s['study']} ({s['kind']}): {len(s['sessions'])} session(s)")
                 for se in s["sessions"]:
                     print(f"  session {se['id']} reader {se['reader']}: {se['answered']}/{se['n_trials']} {se['state']}")
+        return 0
+    if cmd == "site":
+        with _existing_db(args.db) as store:
+            if args.name is not None:
+                store.set_site(args.name)
+            print(f"site: {store.meta('site')}  (database id {store.meta('db_id')})")
+        return 0
+    if cmd == "merge":
+        from ctstudio.studies.merge import merge_databases
+
+        added = merge_databases(args.out, args.sources)
+        if args.json:
+            _emit([a.as_dict() for a in added])
+        else:
+            for a in added:
+                print(f"{a.source} (site {a.site}): +{a.studies} studies, +{a.readers} readers, +{a.sessions} "
+                      f"sessions, +{a.answers} answers, +{a.events} events"
+                      + (f", {a.updated_sessions} sessions updated" if a.updated_sessions else ""))
+            print(f"merged into {args.out}")
         return 0
     print(f"unknown study action {cmd!r}", file=sys.stderr)  # pragma: no cover - argparse refuses it
     return 2

@@ -143,8 +143,10 @@ def per_reader(rows) -> "Any":
     """One row per (study, reader): n, correct, success rate, binomial p-values, median response time."""
     df = _df(rows)
     df = df[df["kind"] == "pair"]
+    if "site" not in df.columns:
+        df = df.assign(site="")
     g = df.groupby(["study", "reader"], sort=True)
-    out = g.agg(n=("correct", "size"), correct=("correct", "sum"), median_response_ms=("response_ms", "median"),
+    out = g.agg(site=("site", "first"), n=("correct", "size"), correct=("correct", "sum"), median_response_ms=("response_ms", "median"),
                 radiologist=("radiologist", "first"), board_certified=("board_certified", "first"),
                 trainee=("trainee", "first"), specialty=("specialty", "first"), screening=("screening", "first"),
                 years_experience=("years_experience", "first")).reset_index()
@@ -261,9 +263,9 @@ def continuity_long(rows) -> "Any":
         for s, v in json.loads(r["scores_json"]).items():
             if v is None:  # "not visible / not applicable": left out of the structure's statistics
                 continue
-            recs.append({"study": r["study"], "reader": r["reader"], "case": r["case_token"],
-                         "case_class": r["case_class"], "structure": s, "score": int(v)})
-    return pd.DataFrame(recs, columns=["study", "reader", "case", "case_class", "structure", "score"])
+            recs.append({"study": r["study"], "site": r.get("site") or "", "reader": r["reader"],
+                         "case": r["case_token"], "case_class": r["case_class"], "structure": s, "score": int(v)})
+    return pd.DataFrame(recs, columns=["study", "site", "reader", "case", "case_class", "structure", "score"])
 
 
 def continuity_table(long_df, structures: list[str] | None = None) -> "Any":
@@ -359,7 +361,73 @@ def analyze(rows, spec=None, seed: int = 0) -> dict[str, Any]:
         res["agreement"] = agreement(long_df, n_cat)
         res["long"] = long_df
     res["design"] = analyze_design(rows, spec, seed=seed)
+    if len(sites_of(rows)) > 1:
+        res["sites"] = analyze_sites(rows, spec, seed=seed)
     return res
+
+
+# -- several sites ------------------------------------------------------------------------------------
+def sites_of(rows) -> list[str]:
+    """The sites the answers come from ('' for a database's own readers that were never merged)."""
+    return sorted({r.get("site") or "" for r in rows})
+
+
+def site_table(rows, spec=None, seed: int = 0, n_boot: int = 2000) -> "Any":
+    """Per-site results. Pair studies: readers, answers, correct, pooled success rate with its reader-and-case
+    bootstrap interval (that site's first sessions), mean +- SD of the readers' success rates. Continuity
+    studies: per site and structure, the real and synthetic mean scores and their difference."""
+    import pandas as pd
+
+    recs = []
+    for site in sites_of(rows):
+        mine = [r for r in rows if (r.get("site") or "") == site]
+        if rows[0]["kind"] == "pair":
+            rd = per_reader(mine)
+            b = pair_bootstrap(mine, n_boot, seed)
+            recs.append({"site": site, "n_readers": len(rd), "n": int(rd["n"].sum()),
+                         "correct": int(rd["correct"].sum()),
+                         "success_rate": float(rd["correct"].sum() / rd["n"].sum()),
+                         "ci_low": b.get("ci_low", math.nan), "ci_high": b.get("ci_high", math.nan),
+                         "mean_reader_success": float(rd["success_rate"].mean()),
+                         "sd_reader_success": _sd(rd["success_rate"])})
+        else:
+            t = continuity_table(continuity_long(mine), list(spec.structures) if spec is not None else None)
+            for _, r in t.iterrows():
+                recs.append({"site": site, "n_readers": len({x["reader"] for x in mine}),
+                             "structure": r["structure"], "n_real": int(r["n_real"]), "real_mean": r["real_mean"],
+                             "n_synthetic": int(r["n_synthetic"]), "synthetic_mean": r["synthetic_mean"],
+                             "difference": r["real_mean"] - r["synthetic_mean"]})
+    return pd.DataFrame(recs)
+
+
+def site_test(rows) -> dict[str, Any]:
+    """Do the sites differ? Pair studies: the readers' success rates compared across sites (Mann-Whitney U
+    for two sites, Kruskal-Wallis for more), as the other reader strata."""
+    from scipy.stats import kruskal, mannwhitneyu
+
+    rd = per_reader(rows)
+    groups = {site: g["success_rate"].to_numpy(float) for site, g in rd.groupby("site")}
+    rec: dict[str, Any] = {"stratum": "site", "groups": {k: len(v) for k, v in groups.items()}}
+    allv = np.concatenate(list(groups.values()))
+    if len(groups) < 2 or np.all(allv == allv[0]):
+        rec.update(test=None, statistic=None, p_value=None, note="fewer than two sites, or identical rates")
+    elif len(groups) == 2:
+        u, p = mannwhitneyu(*groups.values(), alternative="two-sided")
+        rec.update(test="Mann-Whitney U", statistic=float(u), p_value=float(p))
+    else:
+        h, p = kruskal(*groups.values())
+        rec.update(test="Kruskal-Wallis", statistic=float(h), p_value=float(p))
+    return rec
+
+
+def analyze_sites(rows, spec=None, seed: int = 0) -> dict[str, Any]:
+    """Stratified by site: the per-site table and, for pair studies, the test of a site difference. The
+    pooled analysis (the rest of :func:`analyze`) keeps every site; its mixed models take site as a fixed
+    factor, and its reader labels are site-prefixed so readers of different sites are never pooled."""
+    out: dict[str, Any] = {"sites": sites_of(rows), "table": site_table(rows, spec, seed)}
+    if rows[0]["kind"] == "pair":
+        out["test"] = site_test(rows)
+    return out
 
 
 # -- sessions, and statistics that respect readers and cases ----------------------------------------
@@ -499,8 +567,10 @@ def holm(p_values) -> list[float]:
 
 def continuity_mixed_model(long_df, structure: str) -> dict[str, Any]:
     """Linear mixed model of one structure's scores (statsmodels MixedLM): score ~ synthetic, a random
-    intercept per reader and a variance component per case. Returns the synthetic - real effect and its
-    95 % Wald interval, or a note when the model cannot be fitted (too few readers or cases)."""
+    intercept per reader and a variance component per case; with answers from several sites, site is a
+    fixed factor (``score ~ synthetic + C(site)``: sites may score differently on average; readers are
+    nested in sites by their site-prefixed codes). Returns the synthetic - real effect and its 95 % Wald
+    interval, or a note when the model cannot be fitted (too few readers or cases)."""
     import warnings
 
     import statsmodels.formula.api as smf
@@ -509,16 +579,21 @@ def continuity_mixed_model(long_df, structure: str) -> dict[str, Any]:
     if sub["reader"].nunique() < 2 or sub["case"].nunique() < 4 or sub["score"].nunique() < 2:
         return {"structure": structure, "effect": None, "note": "too few readers, cases or distinct scores"}
     sub["synthetic"] = (sub["case_class"] == "synthetic").astype(float)
+    formula = "score ~ synthetic"
+    if "site" in sub.columns and sub["site"].nunique() > 1:
+        formula += " + C(site)"
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            fit = smf.mixedlm("score ~ synthetic", sub, groups=sub["reader"],
+            fit = smf.mixedlm(formula, sub, groups=sub["reader"],
                               vc_formula={"case": "0 + C(case)"}).fit(reml=True)
         lo, hi = fit.conf_int().loc["synthetic"]
         return {"structure": structure, "effect": float(fit.params["synthetic"]), "ci_low": float(lo),
-                "ci_high": float(hi), "p_value": float(fit.pvalues["synthetic"]), "converged": bool(fit.converged)}
+                "ci_high": float(hi), "p_value": float(fit.pvalues["synthetic"]), "converged": bool(fit.converged),
+                "formula": formula}
     except Exception as exc:  # noqa: BLE001 - a singular fit is reported, not raised
-        return {"structure": structure, "effect": None, "note": f"not fitted ({type(exc).__name__}: {exc})"}
+        return {"structure": structure, "effect": None, "formula": formula,
+                "note": f"not fitted ({type(exc).__name__}: {exc})"}
 
 
 def analyze_design(rows, spec=None, seed: int = 0, n_boot: int = 2000) -> dict[str, Any]:

@@ -11,6 +11,7 @@ there are several):
   counts against Binomial(n, 1/2)), ``kde_by_group.png``, ``success_by_question.png``;
 * continuity studies: ``continuity.csv`` (per structure, real vs synthetic), ``agreement.json``,
   ``continuity.png``;
+* ``sites.csv`` when the answers come from several sites (a merged database): the per-site table;
 * ``summary.json`` and ``summary.txt`` for every study.
 """
 
@@ -204,7 +205,33 @@ def summary_text(res: dict[str, Any]) -> str:
     else:
         lines.append(res.get("note", ""))
     lines += design_text(res.get("design"))
+    lines += sites_text(res.get("sites"))
     return "\n".join(lines)
+
+
+def sites_text(sites: dict[str, Any] | None) -> list[str]:
+    """The per-site table of a study run at several sites, as summary lines."""
+    if not sites:
+        return []
+    t = sites["table"]
+    lines = ["", f"by site ({len(sites['sites'])} sites; reader codes are kept apart per site as SITE/CODE):"]
+    if "success_rate" in t.columns:
+        lines.append(f"  {'site':<16}{'readers':>8}{'answers':>8}{'correct':>8}{'rate':>7}  95% interval"
+                     f"{'reader mean':>13}{'SD':>7}")
+        for _, r in t.iterrows():
+            lines.append(f"  {str(r['site']) or '(local)':<16}{int(r['n_readers']):>8}{int(r['n']):>8}"
+                         f"{int(r['correct']):>8}{r['success_rate']:>7.3f}  [{_fmt(r['ci_low'])}, {_fmt(r['ci_high'])}]"
+                         f"{r['mean_reader_success']:>10.3f}{_fmt(r['sd_reader_success']):>7}")
+        tst = sites.get("test") or {}
+        lines.append(f"  sites compared (readers' success rates): {tst.get('test') or '-'} "
+                     f"stat {_fmt(tst.get('statistic'))} p {_fmt(tst.get('p_value'))}")
+    else:
+        lines.append(f"  {'site':<16}{'structure':<44}{'real':>8}{'synthetic':>10}{'diff':>8}")
+        for _, r in t.iterrows():
+            lines.append(f"  {str(r['site']) or '(local)':<16}{str(r['structure']):<44}{_fmt(r['real_mean']):>8}"
+                         f"{_fmt(r['synthetic_mean']):>10}{_fmt(r['difference']):>8}")
+        lines.append("  the pooled mixed models above take site as a fixed factor")
+    return lines
 
 
 def design_text(design: dict[str, Any] | None) -> list[str]:
@@ -266,6 +293,9 @@ def write_study_report(rows: list[dict], out: Path, spec=None, seed: int = 0) ->
         (out / "agreement.json").write_text(json.dumps(_clean(res["agreement"]), indent=2))
         files += ["continuity.csv", "agreement.json"]
         files += _plots_continuity(res, out)
+    if res.get("sites"):
+        res["sites"]["table"].to_csv(out / "sites.csv", index=False)
+        files.append("sites.csv")
     text = summary_text(res)
     (out / "summary.txt").write_text(text + "\n")
     js = to_jsonable(res)

@@ -128,6 +128,9 @@ def migrate(db: sqlite_utils.Database) -> list[str]:
     return applied
 
 
+#: a site's name: shown before reader codes in merged databases ("HOSP-A/R7")
+SITE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,39}$")
+
 READER_CODE = re.compile(r"^[A-Z]{1,4}-?[0-9]{1,4}$")
 
 
@@ -284,8 +287,9 @@ class Store:
     def set_site(self, name: str) -> None:
         """Name this database's site (shown in merged analyses; default: the host name)."""
         name = name.strip()
-        if not name:
-            raise InputError("a site needs a non-empty name", path=self.path)
+        if not SITE_NAME.match(name):
+            raise InputError(f"{name!r} is not a site name: use 1-40 letters, digits, '.', '_' or '-' (no spaces "
+                             "or '/'), such as HOSP-A", path=self.path)
         with self.transaction() as conn:
             conn.execute("UPDATE meta SET value = ? WHERE key = 'site'", [name])
             self.log(conn, "site_named", None, site=name)

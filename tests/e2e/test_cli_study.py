@@ -171,3 +171,35 @@ def test_killed_reader_sessions_lose_no_committed_answer_and_resume_exactly(tmp_
     assert mid_session >= 8, mid_session  # kills really hit sessions while they were committing answers
     assert finished_sessions >= 1
     assert time.monotonic() - t_start < 90
+
+
+def test_two_sites_named_run_merged_and_analyzed_by_site(tmp_path, capsys):
+    spec = write_phantom_study(tmp_path / "study", trials=4)
+    dbs = []
+    for site, readers in (("HOSP-A", ("R1", "R2")), ("HOSP-B", ("R1",))):
+        db = tmp_path / f"{site}.db"
+        assert run_main(capsys, "study", "new", spec, "--db", db)[0] == 0
+        rc, out, err = run_main(capsys, "study", "site", "--db", db, site)
+        assert rc == 0 and f"site: {site}" in out, err
+        for i, code in enumerate(readers):
+            rc, out, err = run_main(capsys, "study", "run", spec, "--db", db, "--reader", code, "--policy", "oracle",
+                                    "--accuracy", "0.8", "--seed", i, "--no-images")
+            assert rc == 0, err
+        dbs.append(db)
+    merged = tmp_path / "all.db"
+    rc, out, err = run_main(capsys, "study", "merge", "--out", merged, *dbs, "--json")
+    assert rc == 0, err
+    assert [(x["site"], x["readers"], x["answers"]) for x in json.loads(out)] == [("HOSP-A", 2, 8), ("HOSP-B", 1, 4)]
+    rc, out, err = run_main(capsys, "study", "merge", "--out", merged, *dbs)  # again: nothing new
+    assert rc == 0 and out.count("+0 answers") == 2, out
+    rc, out, err = run_main(capsys, "study", "analyze", "--db", merged, "--out", tmp_path / "res")
+    assert rc == 0, err
+    assert "by site (2 sites" in out and "HOSP-A/R1" in out and "HOSP-B/R1" in out
+    assert (tmp_path / "res" / "sites.csv").read_text().splitlines()[0].startswith("site,n_readers,n,correct")
+    # a database of another spec is refused with one clear line
+    other = write_phantom_study(tmp_path / "other", trials=3)
+    odb = tmp_path / "other.db"
+    run_main(capsys, "study", "new", other, "--db", odb)
+    run_main(capsys, "study", "site", "--db", odb, "HOSP-C")
+    rc, out, err = run_main(capsys, "study", "merge", "--out", merged, odb)
+    assert rc != 0 and "different spec" in err
