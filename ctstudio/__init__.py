@@ -61,6 +61,22 @@ def git_commit() -> str | None:
     return f"{sha}-dirty" if dirty else sha or None
 
 
+def app_version() -> str:
+    """This copy's version for records (a study answer, a model card): ``0.1.0+abc1234def56`` with the
+    commit when known (``-dirty`` added for uncommitted changes), else ``0.1.0``. Computed once."""
+    global _APP_VERSION
+    if _APP_VERSION is None:
+        info = build_info()
+        commit = info.get("commit") or git_commit()
+        if commit and info.get("dirty"):
+            commit += "-dirty"
+        _APP_VERSION = f"{__version__}+{commit}" if commit else __version__
+    return _APP_VERSION
+
+
+_APP_VERSION: str | None = None
+
+
 def library_versions() -> dict[str, str]:
     """{"torch": "2.13.0+cpu", "PySide6": "6.11.3", "VTK": "9.7.2"}; "not installed" for a missing one.
 
@@ -86,9 +102,7 @@ def version_report() -> str:
     import sys
 
     info = build_info()
-    commit = info.get("commit") or git_commit()
-    if commit and info.get("dirty"):
-        commit += "-dirty"
+    commit = app_version().partition("+")[2]
     lines = [f"ctstudio {__version__}"]
     lines.append(f"commit: {commit or 'unknown (not built from a git checkout)'}")
     if info:
