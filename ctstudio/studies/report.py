@@ -176,11 +176,7 @@ def summary_text(res: dict[str, Any]) -> str:
                          f"{r['p_binom_greater']:>10.4f}{r['p_binom_two_sided']:>12.4f}{r['median_response_ms']:>11.0f}")
         g = res["gof"]
         lines.append("")
-        lines.append(f"chi-square GOF to Binomial({g['n_per_reader']}, 1/2): pooled bins {g['pooled_bins']} "
-                     f"obs {g['pooled_observed']} exp {g['pooled_expected']}; "
-                     f"X2 = {_fmt(g['statistic'])}, dof {g['dof']}, p = {_fmt(g['p_value'])}; "
-                     f"Monte-Carlo p = {_fmt(g['mc_p_value'])} ({g['mc_draws']} draws); "
-                     f"use: {g['recommended']}")
+        lines.append(gof_text(g))
         qi = res["question_index"]
         lines.append(f"Kruskal-Wallis over question index: H = {_fmt(qi.get('kruskal_h'))}, "
                      f"p = {_fmt(qi.get('kruskal_p'))}")
@@ -234,6 +230,23 @@ def sites_text(sites: dict[str, Any] | None) -> list[str]:
     return lines
 
 
+def gof_text(g: dict[str, Any]) -> str:
+    """The goodness-of-fit result in words: which readers it uses, whether the chi-square test could be
+    computed (sparse bins pooled), and the Monte-Carlo p-value."""
+    head = f"goodness of fit of the readers' success counts to Binomial({g['n_per_reader']}, 1/2)"
+    used = f"\n  uses {g['sessions_used']}" if g.get("sessions_used") else ""
+    mc = f"Monte-Carlo p = {_fmt(g['mc_p_value'])} ({g['mc_draws']} simulated studies)"
+    if g.get("dof", 0) < 1:
+        chi = (f"chi-square not computable: with {g['n_readers']} reader(s) every count bin had to be pooled into "
+               "one (each pooled bin needs an expected count >= 5)")
+    else:
+        bins = ", ".join(f"{a}-{b}" if a != b else f"{a}" for a, b in g["pooled_bins"])
+        chi = (f"chi-square X2 = {_fmt(g['statistic'])}, dof {g['dof']}, p = {_fmt(g['p_value'])} "
+               f"(count bins {bins}; observed {g['pooled_observed']}, expected {g['pooled_expected']})")
+    rec = "Monte-Carlo" if g["recommended"] == "monte_carlo" else "chi-square"
+    return f"{head}:{used}\n  {chi}\n  {mc}; use the {rec} p-value"
+
+
 def design_text(design: dict[str, Any] | None) -> list[str]:
     """The sessions used and the analyses that respect readers and cases, as summary lines."""
     if not design:
@@ -248,6 +261,17 @@ def design_text(design: dict[str, Any] | None) -> list[str]:
         lines.append(f"proportion correct {b['estimate']:.3f}, {b['level']:.0%} interval [{b['ci_low']:.3f}, "
                      f"{b['ci_high']:.3f}] ({b['method']}, {b['n_readers']} readers x {b['n_cases']} synthetic "
                      f"cases, {b['n_boot']} draws)")
+        m = design.get("mixed_model") or {}
+        if m.get("proportion") is not None:
+            sds = (f"; reader SD {m['reader_sd']:.2f}, case SD {m['case_sd']:.2f} (log-odds)"
+                   if "reader_sd" in m else "")
+            sites = "".join(f"; {k} {v:+.2f}" for k, v in (m.get("site_effects") or {}).items())
+            lines.append(f"mixed model: P(correct) for a typical reader and case {m['proportion']:.3f} "
+                         f"[{m['ci_low']:.3f}, {m['ci_high']:.3f}]{sds}{sites}")
+            lines.append(f"  {m['method']}: {m['formula']}")
+            lines.append(f"  note: {m['note']}")
+        elif m:
+            lines.append(f"mixed model: - ({m.get('note', '')})")
     elif hasattr(b, "iterrows"):
         lines.append("real - synthetic mean score, 95% reader-and-case bootstrap interval; mixed model effect "
                      "(synthetic - real) [95% CI]:")
