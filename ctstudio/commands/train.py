@@ -15,7 +15,10 @@ DESCRIPTION = (
     "+ OUT/NAME.json. Every event (start, step, checkpoint, preview, eval, done, error: job, stage, done, total, "
     "unit, seconds, eta, plus loss, lr, steps_per_s, path...) is appended to OUT/events.jsonl; with --events jsonl "
     "the same JSON lines are printed on stdout. SIGTERM or Ctrl-C stops the run after the current step with a "
-    "checkpoint written (exit status 143 or 130); a second one stops at once."
+    "checkpoint written (exit status 143 or 130); a second one stops at once. --processes N runs N processes "
+    "under torchrun with DistributedDataParallel (gloo on the CPU, nccl on CUDA; batch_size is per process); "
+    "the same command runs under torchrun directly: torchrun --nproc-per-node N [--nnodes M --rdzv-backend c10d "
+    "--rdzv-endpoint HOST:PORT] -m ctstudio.cli train ..."
 )
 
 
@@ -39,6 +42,9 @@ def add_arguments(p) -> None:
     p.add_argument("--checkpoint-every", type=int, help="steps between checkpoints (default: the config's)")
     p.add_argument("--name", help="model name (default: the recipe's)")
     p.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's; 1 is faster on a busy CPU)")
+    p.add_argument("--processes", type=int, default=1, metavar="N",
+                   help="train with N processes on this machine (torchrun + DistributedDataParallel; one per GPU on "
+                        "CUDA); each takes the config's batch_size, so the global batch is N x batch_size")
     p.add_argument("--autocast", choices=["none", "bf16"],
                    help="mixed precision of the forward passes (default: the config's; bf16 only where measured faster)")
 
@@ -69,7 +75,43 @@ def cancel_on_signals(token, signals=(signal.SIGTERM, signal.SIGINT)):
             signal.signal(s, h)
 
 
+def torchrun_argv(python: str, argv: list[str], processes: int) -> list[str]:
+    """``argv`` (this command line, without the program) re-run under torchrun with ``processes`` processes;
+    ``--processes`` itself is dropped (torchrun's WORLD_SIZE says it to the processes)."""
+    rest, skip = [], False
+    for a in argv:
+        if skip:
+            skip = False
+            continue
+        if a == "--processes":
+            skip = True
+            continue
+        if a.startswith("--processes="):
+            continue
+        rest.append(a)
+    return [python, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={int(processes)}",
+            "-m", "ctstudio.cli", *rest]
+
+
+def _launch_torchrun(args, req) -> int:
+    """Check what can be checked once, then become torchrun (same pid: a window's pid file and signals reach it)."""
+    import os
+
+    from ctstudio.errors import InputError
+    from ctstudio.pipelines.train import check_out
+
+    if args.processes < 1:
+        raise InputError(f"--processes must be 1 or more, not {args.processes}")
+    check_out(req)
+    argv = torchrun_argv(sys.executable, sys.argv[1:], args.processes)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(sys.executable, argv)
+    return 0  # pragma: no cover  (execv does not return)
+
+
 def run(args) -> int:
+    import os
     from pathlib import Path
 
     from ctstudio.jobs import CancelToken, run_job
@@ -80,9 +122,19 @@ def run(args) -> int:
                        steps=args.steps, resume=args.resume, overwrite=args.overwrite, device=args.device, seed=args.seed,
                        checkpoint_every=args.checkpoint_every, name=args.name, threads=args.threads,
                        autocast=args.autocast)
+    world = os.environ.get("WORLD_SIZE")
+    if world is None and args.processes != 1:
+        return _launch_torchrun(args, req)
+    if world is not None and args.processes not in (1, int(world)):
+        from ctstudio.errors import ConfigError
+
+        raise ConfigError(f"--processes {args.processes} under torchrun with {world} processes",
+                          hint="leave --processes out when starting with torchrun")
     token = CancelToken()
     with cancel_on_signals(token) as received:
         summary = run_job(train(req, cancel=token), JsonlPrinter() if args.events == "jsonl" else TextPrinter())
+    if summary.cancelled and int(os.environ.get("RANK", 0)):  # rank 0 says it for the run
+        return 128 + int(received[0] if received else signal.SIGTERM)
     if summary.cancelled:
         print(f"cancelled ({token.reason}) at step {summary.steps_done} of {summary.max_steps}; checkpoint written "
               f"to {summary.checkpoint}; continue with --resume", file=sys.stderr)

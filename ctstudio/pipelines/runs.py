@@ -56,6 +56,8 @@ def train_argv(python: str, run: Path, spec: dict, resume: bool) -> list[str]:
         argv += ["--name", str(spec["name"])]
     if spec.get("threads"):
         argv += ["--threads", str(int(spec["threads"]))]
+    if int(spec.get("processes") or 1) > 1:
+        argv += ["--processes", str(int(spec["processes"]))]
     if resume:
         argv.append("--resume")
     return argv
@@ -76,6 +78,26 @@ def _cmdline(pid: int) -> list[str] | None:
     except OSError:
         return None
     return [a.decode(errors="replace") for a in raw.split(b"\0") if a]
+
+
+def descendants(pid: int) -> list[int]:
+    """The processes started by ``pid`` and by them, and so on (Linux /proc; empty elsewhere). torchrun starts
+    its workers in sessions of their own, so a signal to the launcher's process group would not reach them."""
+    children: dict[int, list[int]] = {}
+    for d in Path("/proc").glob("[0-9]*"):
+        try:
+            text = (d / "stat").read_text()
+        except OSError:
+            continue
+        fields = text.rsplit(")", 1)[-1].split()
+        if len(fields) > 1 and fields[1].isdigit():
+            children.setdefault(int(fields[1]), []).append(int(d.name))
+    out, todo = [], list(children.get(pid, []))
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        todo += children.get(p, [])
+    return out
 
 
 def process_state(run: Path) -> str:
@@ -103,23 +125,35 @@ def process_state(run: Path) -> str:
     return "paused" if state in ("T", "t") else "running"
 
 
+def _signal_all(pids: list[int], sig: int) -> None:
+    for p in pids:
+        try:
+            os.kill(p, sig)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+
 def send(run: Path, what: str) -> bool:
     """Pause (SIGSTOP), resume (SIGCONT) or stop (SIGCONT then SIGTERM: checkpoint, exit 143) the run's process;
-    ``kill`` is SIGKILL (no checkpoint). False when no process of this run is alive."""
+    ``kill`` is SIGKILL (no checkpoint). False when no process of this run is alive.
+
+    A run of several processes (torchrun and its workers): pause, resume and kill reach the workers too; stop
+    goes to torchrun alone, which passes SIGTERM on to every worker (they agree on the step to stop at)."""
     if process_state(run) == "gone":
         return False
     pid = int(read_json(Path(run) / PID_FILE)["pid"])
-    if what == "pause":
-        os.kill(pid, signal.SIGSTOP)
-    elif what == "resume":
-        os.kill(pid, signal.SIGCONT)
-    elif what == "stop":
-        os.kill(pid, signal.SIGCONT)  # a stopped process would not handle SIGTERM until continued
-        os.kill(pid, signal.SIGTERM)
-    elif what == "kill":
-        os.kill(pid, signal.SIGKILL)
-    else:
+    if what not in ("pause", "resume", "stop", "kill"):
         raise ValueError(f"unknown signal request {what!r}")
+    family = [pid, *descendants(pid)]
+    if what == "pause":
+        _signal_all(family, signal.SIGSTOP)
+    elif what == "resume":
+        _signal_all(family, signal.SIGCONT)
+    elif what == "stop":
+        _signal_all(family, signal.SIGCONT)  # a stopped process would not handle SIGTERM until continued
+        os.kill(pid, signal.SIGTERM)
+    else:
+        _signal_all(family, signal.SIGKILL)
     return True
 
 

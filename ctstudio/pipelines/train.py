@@ -6,6 +6,11 @@ with ``overwrite``), chooses the device, builds the recipe for the model kind an
 ``OUT/events.jsonl`` (one JSON object per line, flushed, kept across resumes), so a window that
 re-attaches to a run can read its history. A cancel (``cancel=`` a :class:`~ctstudio.jobs.CancelToken`)
 stops the run within one step with a checkpoint written; the summary then says ``cancelled``.
+
+Under torchrun (``RANK`` / ``WORLD_SIZE`` in the environment; ``ctstudio train --processes N`` starts it) every
+process runs this job: it joins the process group (gloo on the CPU, nccl on CUDA), all check the output
+folder before rank 0 prepares it, and only rank 0 writes the event log and yields events; the other ranks
+train silently and return a summary with no model path.
 """
 
 from __future__ import annotations
@@ -105,16 +110,33 @@ def clear_run(out: Path) -> None:
 
 def train(req: TrainRequest, cancel: Any = None) -> Generator[dict, None, TrainSummary]:
     """Run one training job: yields the trainer's events, returns a :class:`TrainSummary`."""
+    from ctstudio.pipelines.devices import resolve_device
+    from ctstudio.training import distributed
+
+    t0 = time.perf_counter()
+    dist = distributed.from_env()
+    if not dist.enabled:
+        check_out(req)
+    device = distributed.init(dist, resolve_device(req.device))
+    try:
+        summary = yield from _train(req, cancel, dist, device, t0)
+    finally:
+        distributed.shutdown()
+    return summary
+
+
+def _train(req: TrainRequest, cancel, dist, device, t0: float) -> Generator[dict, None, TrainSummary]:
     import torch
 
-    from ctstudio.pipelines.devices import resolve_device
+    from ctstudio.jobs import run_job
+    from ctstudio.training import distributed
     from ctstudio.training.events import JsonlPrinter
     from ctstudio.training.recipes import build_recipe
     from ctstudio.training.trainer import Trainer
 
-    t0 = time.perf_counter()
-    check_out(req)
-    device = resolve_device(req.device)
+    if dist.enabled:  # every rank checks before rank 0 writes anything
+        check_out(req)
+        distributed.barrier(dist)
     if req.threads:
         torch.set_num_threads(int(req.threads))
     torch.manual_seed(req.seed)  # the initial weights; a resumed run then restores everything else
@@ -124,15 +146,23 @@ def train(req: TrainRequest, cancel: Any = None) -> Generator[dict, None, TrainS
     every = req.checkpoint_every if req.checkpoint_every is not None else getattr(cfg, "checkpoint_every", 500)
     trainer = Trainer(recipe, out_dir=Path(req.out), max_steps=steps, checkpoint_every=int(every), device=device,
                       seed=req.seed, cancel=cancel, data_dir=Path(req.data), name=req.name,
-                      log_every=max(1, int(req.log_every)), autocast=req.autocast)
+                      log_every=max(1, int(req.log_every)), autocast=req.autocast, dist=dist)
     _ = trainer.autocast_mode  # an unknown mode is an error before anything is written
     out = Path(req.out)
-    if req.overwrite:
-        clear_run(out)
-    out.mkdir(parents=True, exist_ok=True)
     checkpoint: Path | None = None
     model: Path | None = None
     cancelled = False
+    if not dist.is_main:
+        try:
+            run_job(trainer.job(resume=req.resume), None)  # rank 0 speaks for the run
+        except Cancelled:
+            cancelled = True
+        return TrainSummary(out=out, model_path=None, checkpoint=None, steps_done=trainer.step, max_steps=steps,
+                            cancelled=cancelled, wall_s=time.perf_counter() - t0, train_wall_s=trainer.elapsed(),
+                            device=str(device))
+    if req.overwrite:
+        clear_run(out)
+    out.mkdir(parents=True, exist_ok=True)
     with open(out / EVENTS_FILE, "a", encoding="utf-8") as log:
         record = JsonlPrinter(log)
         job = trainer.job(resume=req.resume)
@@ -152,3 +182,4 @@ def train(req: TrainRequest, cancel: Any = None) -> Generator[dict, None, TrainS
     return TrainSummary(out=out, model_path=model, checkpoint=checkpoint, steps_done=trainer.step, max_steps=steps,
                         cancelled=cancelled, wall_s=time.perf_counter() - t0,
                         train_wall_s=trainer.elapsed(), device=str(device))
+

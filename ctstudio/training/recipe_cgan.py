@@ -164,7 +164,7 @@ class CGANRecipe(Recipe):
         deg = c.degradation
         while True:
             conds, targets = [], []
-            for _ in range(c.batch_size):
+            for _ in range(self.global_batch_size()):
                 v = vols[int(rng.integers(0, len(vols)))]
                 train = v[: v.shape[0] - c.holdout - c.gap]
                 clean = cgan.random_block(train, c.block, rng, c.min_foreground)

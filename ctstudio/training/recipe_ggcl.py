@@ -163,6 +163,7 @@ class GGCLRecipe(Recipe):
     export_modules = ("G",)
     preview_every = 0
     preview_window = "bone"
+    ddp_find_unused = True  # the generator loss leaves the critic's feature head without a gradient
 
     def __init__(self, config: GGCLConfig, data_dir: Path | None = None):
         self.config = config
@@ -232,7 +233,7 @@ class GGCLRecipe(Recipe):
         rng_range = c.hu_range
         while True:
             xs, pairs, org, trg = [], [], [], []
-            for _ in range(c.batch_size):
+            for _ in range(self.global_batch_size()):
                 a = int(rng.integers(0, n))
                 b = int((a + rng.integers(1, n)) % n)
                 vi = int(rng.integers(0, len(vols[c.domains[a]])))

@@ -3,8 +3,13 @@
 A :class:`Recipe` builds its networks and optimizers and says what one step does (a GAN may take several
 optimizer steps inside one ``train_step``); the :class:`Trainer` owns everything around it: the networks
 (``Trainer.modules``; the recipe is handed what to call for each one, ``nets``, so the trainer can wrap
-them: bf16 autocast now, DDP later), device, seeding, EMA, checkpoints and exact resume, progress
-events, cancel, and the final model file with a model card built from the run itself.
+them: bf16 autocast, DDP), device, seeding, EMA, checkpoints and exact resume, progress events, cancel,
+and the final model file with a model card built from the run itself.
+
+Distributed (``dist``, :mod:`ctstudio.training.distributed`): under torchrun each process draws the same
+global batch and trains on its share, the networks are wrapped in DistributedDataParallel, the ranks agree
+on stopping, the logged losses are averaged over the ranks, and rank 0 alone writes checkpoints (with every
+rank's torch generator state), previews and the model; a resumed run must have as many processes.
 
 :meth:`Trainer.job` is the loop as a job generator (:mod:`ctstudio.jobs`): it yields events of the one
 schema, ``job="train"``, ``stage`` one of ``start | step | checkpoint | preview | eval | done | error``,
@@ -46,6 +51,8 @@ from torch import nn
 from ctstudio import checkpoints
 from ctstudio.errors import Cancelled, ConfigError, ModelError
 from ctstudio.jobs import Progress, is_cancelled, run_job
+from ctstudio.training import distributed
+from ctstudio.training.distributed import DistInfo
 
 #: autocast modes of the trainer: name -> dtype (``""``/``"none"``: full precision)
 AUTOCAST = {"": None, "none": None, "bf16": torch.bfloat16}
@@ -72,6 +79,23 @@ class Recipe:
     #: what the model card records of each training file (:func:`ctstudio.training.datasets.describe_volume`)
     data_files: list[dict] = []
     device: torch.device = torch.device("cpu")
+    #: processes sharing the batch stream (the trainer sets it, :meth:`set_world_size`): each batch drawn
+    #: holds ``world_size`` x the config's ``batch_size`` items, and each process trains on its share
+    world_size: int = 1
+    #: DDP must look for parameters a step leaves without a gradient (a GAN whose losses use only some outputs)
+    ddp_find_unused: bool = False
+
+    def global_batch_size(self) -> int:
+        """Items per batch drawn by :meth:`make_batches`: the config's ``batch_size`` per process x processes."""
+        return int(getattr(self.config, "batch_size", 1)) * int(self.world_size)
+
+    def set_world_size(self, n: int) -> None:
+        """Draw batches for ``n`` processes (the shuffled epochs are then cut into global batches)."""
+        from ctstudio.training.datasets import ShuffledBatches
+
+        self.world_size = int(n)
+        if self.sampler is not None and self.sampler.batch_size != self.global_batch_size():
+            self.sampler = ShuffledBatches(self.sampler.n, self.global_batch_size())
 
     def make_batches(self, data_dir: Path, rng: np.random.Generator) -> Iterator[Any]:  # pragma: no cover
         """An endless stream of batches drawn with ``rng`` (and :attr:`sampler`), nothing else random."""
@@ -211,6 +235,9 @@ class Trainer:
     log_every: int = 10
     #: a key of :data:`AUTOCAST`; ``None``: the recipe's config decides
     autocast: str | None = None
+    #: this process's place in a torchrun run (:mod:`ctstudio.training.distributed`; the process group is
+    #: already joined); only rank 0 writes checkpoints, previews and the model
+    dist: DistInfo = field(default_factory=DistInfo)
     #: the networks, by name (the recipe's modules, owned by the trainer from the start of a run)
     modules: dict[str, nn.Module] = field(default_factory=dict, init=False)
     #: what the recipe calls for each network in ``train_step`` (the module, or its autocast wrapper)
@@ -235,8 +262,16 @@ class Trainer:
             raise ConfigError(f"unknown autocast mode {mode!r}", hint="choose one of: none, bf16")
         return "" if AUTOCAST[mode] is None else mode
 
-    def save_checkpoint(self) -> Path:
+    def save_checkpoint(self) -> Path | None:
+        """Write the resume state (rank 0; in a distributed run every rank must call it: the torch generator
+        states of all ranks are gathered into it). Returns the path written (``None`` on other ranks)."""
         r = self.recipe
+        dev = torch.device(self.device)
+        rng_states = distributed.gather_rng_states(torch.get_rng_state(), self.dist, dev)
+        cuda_states = (distributed.gather_rng_states(torch.cuda.get_rng_state(dev), self.dist, dev)
+                       if dev.type == "cuda" else [])
+        if not self.dist.is_main:
+            return None
         tensors = checkpoints.state_dicts_to_tensors({f"m_{k}": m for k, m in self.modules.items()})
         tensors.update(checkpoints.state_dicts_to_tensors({f"ema_{k}": e.shadow for k, e in self.ema.items()}))
         opt_meta = {}
@@ -244,10 +279,13 @@ class Trainer:
             t, m = _optimizer_tensors(opt, f"opt_{name}")
             tensors.update(t)
             opt_meta[name] = m
-        tensors["rng.torch"] = torch.get_rng_state()
-        dev = torch.device(self.device)
-        if dev.type == "cuda":
-            tensors["rng.cuda"] = torch.cuda.get_rng_state(dev)
+        tensors["rng.torch"] = rng_states[0]
+        for rank, st in enumerate(rng_states[1:], start=1):
+            tensors[f"rng.torch.rank{rank}"] = st
+        if cuda_states:
+            tensors["rng.cuda"] = cuda_states[0]
+            for rank, st in enumerate(cuda_states[1:], start=1):
+                tensors[f"rng.cuda.rank{rank}"] = st
         meta = {
             "kind": r.kind,
             "step": self.step,
@@ -255,6 +293,7 @@ class Trainer:
             "config": r.export_config(),
             "optimizers": opt_meta,
             "elapsed_s": self.elapsed(),
+            "world_size": self.dist.world_size,
             "data": {"rng": self._rng.bit_generator.state, "order": r.data_state()},
             "extra": getattr(r, "resume_extra", lambda: {})(),
         }
@@ -276,6 +315,12 @@ class Trainer:
         if meta.get("config") != json.loads(json.dumps(r.export_config())):
             raise ConfigError("the checkpoint was trained with another config", path=js,
                               hint="resume with the same --config, or use a new --out folder")
+        saved_world = int(meta.get("world_size", 1))
+        if saved_world != self.dist.world_size:
+            raise ConfigError(f"the checkpoint was written by a run of {saved_world} process(es), this one has "
+                              f"{self.dist.world_size}", path=js,
+                              hint=f"resume with --processes {saved_world} (the global batch, and so the data "
+                                   "order, depends on the number of processes)")
         tensors = checkpoints.load_tensors(self.ckpt_base)
         for k, m in self.modules.items():
             checkpoints.load_into(m, tensors, f"m_{k}", path=js)
@@ -283,10 +328,12 @@ class Trainer:
             checkpoints.load_into(e.shadow, tensors, f"ema_{k}", path=js)
         for name, opt in r.optimizers.items():
             _optimizer_restore(opt, f"opt_{name}", tensors, meta["optimizers"][name])
-        torch.set_rng_state(tensors["rng.torch"])
+        rank = self.dist.rank
+        torch.set_rng_state(tensors[f"rng.torch.rank{rank}" if rank else "rng.torch"])
         dev = torch.device(self.device)
-        if dev.type == "cuda" and "rng.cuda" in tensors:
-            torch.cuda.set_rng_state(tensors["rng.cuda"], dev)
+        cuda_key = f"rng.cuda.rank{rank}" if rank else "rng.cuda"
+        if dev.type == "cuda" and cuda_key in tensors:
+            torch.cuda.set_rng_state(tensors[cuda_key], dev)
         self.step = int(meta["step"])
         self._elapsed_before = float(meta.get("elapsed_s", 0.0))
         if hasattr(r, "resume_restore"):
@@ -302,8 +349,8 @@ class Trainer:
         """Train to ``max_steps``, handing every event to ``callback``; returns the final model's path."""
         return run_job(self.job(resume), self.callback)
 
-    def job(self, resume: bool = False) -> Generator[dict, None, Path]:
-        """The training loop as a job: yields its events, returns the final model's path."""
+    def job(self, resume: bool = False) -> Generator[dict, None, Path | None]:
+        """The training loop as a job: yields its events, returns the final model's path (``None`` on ranks > 0)."""
         r = self.recipe
         self._t0 = time.perf_counter()
         self._elapsed_before = 0.0
@@ -311,13 +358,16 @@ class Trainer:
         try:
             device = torch.device(self.device)
             mode = self.autocast_mode
-            torch.manual_seed(self.seed)
+            dist = self.dist
+            torch.manual_seed(self.seed + dist.rank)  # each rank's noise its own; rank 0's as a single process
             self.modules = dict(r.modules)
             for m in self.modules.values():
                 m.to(device)
             r.device = device
-            self.nets = {k: (AutocastNet(m, device.type, AUTOCAST[mode]) if mode else m)
-                         for k, m in self.modules.items()}
+            r.set_world_size(dist.world_size)
+            calls = {k: (distributed.DistributedNet(distributed.wrap(m, device, r.ddp_find_unused), m) if dist.enabled else m)
+                     for k, m in self.modules.items()}
+            self.nets = {k: (AutocastNet(c, device.type, AUTOCAST[mode]) if mode else c) for k, c in calls.items()}
             self.ema = {k: EMA(self.modules[k], r.ema_decay) for k in r.ema_modules}
             self._rng = np.random.default_rng(self.seed)
             r.restore_data_state({})
@@ -337,21 +387,26 @@ class Trainer:
             self._progress.restart_clock(self.step)
             first = self.step + 1
             yield self._event("start", resumed=bool(resume), device=str(device), kind=r.kind,
-                              autocast=mode or "none")
+                              autocast=mode or "none", processes=dist.world_size,
+                              global_batch=r.global_batch_size() if hasattr(r.config, "batch_size") else None)
             t_win, s_win = time.perf_counter(), self.step
             rate = 0.0
             while self.step < self.max_steps:
-                if is_cancelled(self.cancel):
+                if distributed.any_rank(is_cancelled(self.cancel), dist, device):  # all ranks stop at one step
                     path = self.save_checkpoint()
-                    yield self._event("checkpoint", path=str(path))
+                    if dist.is_main:
+                        yield self._event("checkpoint", path=str(path))
+                    reason = str(getattr(self.cancel, "reason", "") or "") or (
+                        "cancelled" if is_cancelled(self.cancel) else "another process of the run was stopped")
                     yield self._event("done", cancelled=True, elapsed_s=self.elapsed(), path=str(path),
-                                      reason=str(getattr(self.cancel, "reason", "") or "cancelled"))
+                                      reason=reason)
                     raise Cancelled(f"training stopped at step {self.step} of {self.max_steps}; "
                                     f"checkpoint written to {path}")
-                batch = next(batches)
+                batch = distributed.shard_batch(next(batches), dist)
                 for m in self.modules.values():
                     m.train()
                 losses = r.train_step(batch, self.step, self.nets)
+                losses = distributed.mean_over_ranks(losses, dist, device)  # the global batch's loss
                 for k, e in self.ema.items():
                     e.update(self.modules[k], self.step)
                 self.step += 1
@@ -367,14 +422,21 @@ class Trainer:
                                       lr=r.lr(), steps_per_s=rate)
                     if now - t_win > 30:  # a moving window for the rate
                         t_win, s_win = now, self.step
-                if r.preview_every and self.step % r.preview_every == 0:
+                if r.preview_every and self.step % r.preview_every == 0 and dist.is_main:
                     out = self._preview()
                     if out is not None:
                         yield self._event("preview", path=str(out))
                 if self.checkpoint_every and self.step % self.checkpoint_every == 0:
-                    yield self._event("checkpoint", path=str(self.save_checkpoint()))
+                    path = self.save_checkpoint()
+                    if dist.is_main:
+                        yield self._event("checkpoint", path=str(path))
             if not self.checkpoint_every or self.step % self.checkpoint_every:
-                yield self._event("checkpoint", path=str(self.save_checkpoint()))
+                path = self.save_checkpoint()
+                if dist.is_main:
+                    yield self._event("checkpoint", path=str(path))
+            if not dist.is_main:  # rank 0 alone evaluates and writes the model
+                yield self._event("done", path=None, elapsed_s=self.elapsed(), cancelled=False)
+                return None
             metrics = self._with_ema(r.evaluate) or {}
             if metrics:
                 yield self._event("eval", metrics=metrics)
@@ -384,7 +446,11 @@ class Trainer:
         except Cancelled:
             raise
         except Exception as exc:
-            yield self._event("error", message=str(exc), type=type(exc).__name__)
+            message = str(exc)
+            if self.dist.enabled:
+                message = (f"process {self.dist.rank} of {self.dist.world_size}: {exc} (when another process of the "
+                           "run ended first, its log says why; continue from the last checkpoint with --resume)")
+            yield self._event("error", message=message, type=type(exc).__name__)
             raise
 
     def _preview(self) -> Path | None:

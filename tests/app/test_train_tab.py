@@ -153,3 +153,50 @@ def test_train_tab_config_file_and_bad_field(qtbot, main_window, tmp_path):
     tab.field_edits["batch_size"].setText("2.5")
     with pytest.raises(ValueError, match="batch_size"):
         tab.config_dict()
+
+
+@pytest.mark.slow
+def test_train_tab_runs_two_processes_pauses_them_all_and_stops(qtbot, main_window, data_dir, tmp_path):
+    """processes = 2: the tab starts ctstudio train --processes 2 (torchrun, gloo); Pause stops torchrun and both
+    workers (they sit in sessions of their own), Stop leaves a checkpoint at a step both ranks agreed on."""
+    tab = main_window.tab("Train")
+    tab.close_policy = "leave"
+    tab.threads = 1
+    tab.root_edit.setText(str(tmp_path / "runs"))
+    tab.on_activated()
+    qtbot.waitUntil(lambda: bool(tab.presets), timeout=120000)
+    tab.kind_combo.setCurrentIndex(tab.kind_combo.findData("icnet"))
+    tab.preset_combo.setCurrentText("tiny")
+    tab.field_edits["steps"].setText("5000")
+    tab.processes_spin.setValue(2)
+    tab.data_edit.setText(str(data_dir))
+    with qtbot.waitSignal(tab.scanned, timeout=60000):
+        tab.scan()
+    run = tab.start()
+    try:
+        assert run is not None
+        assert json.loads((run / "run.json").read_text())["processes"] == 2
+        assert json.loads((run / "train.pid").read_text())["argv"][-2:] == ["--processes", "2"]
+        qtbot.waitUntil(lambda: len(_steps(tab)[0]) >= 1, timeout=180000)
+        pid = json.loads((run / "train.pid").read_text())["pid"]
+        workers = runs.descendants(pid)
+        assert len(workers) >= 2  # torchrun's two workers (and whatever they start)
+        tab.toggle_pause()
+        qtbot.waitUntil(lambda: tab.proc_state == "paused", timeout=5000)
+        family = [pid, *workers]
+        # a stop takes effect when the process is next scheduled (on a busy CPU, a moment later)
+        qtbot.waitUntil(lambda: all(runs._proc_stat(p) in ("T", "t", None) for p in family), timeout=10000)
+        n = len(_step_events(run))
+        qtbot.wait(2000)
+        assert len(_step_events(run)) == n
+        tab.toggle_pause()
+        qtbot.waitUntil(lambda: tab.proc_state == "running", timeout=5000)
+        with qtbot.waitSignal(tab.run_ended, timeout=180000) as ended:
+            tab.stop()
+        assert ended.args[0] == "stopped"
+        done = [e for e in runs.EventTail(run / "events.jsonl").read() if e["stage"] == "done"]
+        assert len(done) == 1 and done[0]["cancelled"] is True  # rank 0 alone logs
+        assert json.loads((run / "checkpoint" / "state.json").read_text())["world_size"] == 2
+        assert runs.run_status(run).resumable
+    finally:
+        _kill_leftover(run)

@@ -112,3 +112,47 @@ def test_train_with_a_bad_config_fails_cleanly(tmp_path, sample_path):
     assert r.returncode == 2 and "base preset" in r.stderr and "Traceback" not in r.stderr
     assert all(p in r.stderr for p in ("'tiny'", "'demo'", "'paper'"))
     assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.slow
+def test_two_processes_under_torchrun_stop_on_sigterm_and_resume(tmp_path, phantom_file):
+    """--processes 2: torchrun + gloo; one event stream (rank 0), SIGTERM to the launcher stops every rank at one
+    step with a checkpoint, --resume with two processes finishes and writes one model."""
+    import time
+
+    out = tmp_path / "run"
+    args = [sys.executable, "-m", "ctstudio.cli", "train", "icnet", "--data", str(phantom_file), "--config", "tiny",
+            "--out", str(out), "--device", "cpu", "--events", "jsonl", "--processes", "2", "--checkpoint-every", "0"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen([*args, "--steps", "5000"], cwd=tmp_path, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.DEVNULL, text=True)
+    try:
+        first = json.loads(proc.stdout.readline())
+        assert first["stage"] == "start" and first["processes"] == 2 and first["global_batch"] == 8
+        deadline = time.monotonic() + 240
+        while not (out / "events.jsonl").exists() or '"step"' not in (out / "events.jsonl").read_text():
+            assert time.monotonic() < deadline and proc.poll() is None
+            time.sleep(0.2)
+        proc.send_signal(signal.SIGTERM)
+        rest = proc.stdout.read()
+        proc.wait(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    printed = [first, *_lines(rest)]
+    logged = _lines((out / "events.jsonl").read_text())
+    assert [(e["stage"], e["done"]) for e in logged] == [(e["stage"], e["done"]) for e in printed]  # once, not twice
+    done = logged[-1]
+    assert done["stage"] == "done" and done["cancelled"] is True and done["reason"] == "SIGTERM received"
+    stopped_at = json.loads((out / "checkpoint" / "state.json").read_text())["step"]
+    assert stopped_at == done["done"] and 0 < stopped_at < 5000
+    assert not list(out.glob("*.safetensors"))
+    r = subprocess.run([*args, "--steps", str(stopped_at + 4), "--resume"], cwd=tmp_path, env=env,
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    resumed = _lines(r.stdout)
+    assert resumed[0]["resumed"] is True
+    steps = [e["done"] for e in resumed if e["stage"] == "step"]
+    assert steps[0] == stopped_at + 1 and steps[-1] == stopped_at + 4 and len(steps) == len(set(steps))
+    assert sorted(p.name for p in out.glob("*.safetensors")) == ["icnet-tiny.safetensors"]
+    assert sum(1 for e in _lines((out / "events.jsonl").read_text()) if e["stage"] == "done") == 2

@@ -32,7 +32,8 @@ from pathlib import Path
 from PySide6.QtCore import QProcess, Qt, QTimer, Signal
 from PySide6.QtGui import QPixmap
 from PySide6.QtWidgets import (QComboBox, QFileDialog, QFormLayout, QGroupBox, QHBoxLayout, QLabel, QLineEdit,
-                               QListWidget, QListWidgetItem, QMessageBox, QPlainTextEdit, QPushButton, QSplitter,
+                               QListWidget, QListWidgetItem, QMessageBox, QPlainTextEdit, QPushButton, QSpinBox,
+                               QSplitter,
                                QVBoxLayout, QWidget)
 
 from ctstudio.app.widgets.loss_plot import LossPlot
@@ -183,6 +184,13 @@ class Tab(QWidget):
         self.device_combo = QComboBox()
         self.device_combo.addItem("auto")
         form.addRow("device", self.device_combo)
+        self.processes_spin = QSpinBox()
+        self.processes_spin.setRange(1, 64)
+        self.processes_spin.setValue(1)
+        self.processes_spin.setToolTip(
+            "processes training together (torchrun + DistributedDataParallel: gloo on the CPU, nccl with one GPU "
+            "each on CUDA); batch size is per process, so the global batch is processes x batch size")
+        form.addRow("processes", self.processes_spin)
         lv.addWidget(model)
 
         run = QGroupBox("3. Run")
@@ -478,7 +486,7 @@ class Tab(QWidget):
         self._set("train/root", str(root))
         spec = {"kind": self.kind, "data": str(Path(self.summary.folder).resolve()), "device": self.device_combo.currentText(),
                 "preset": config["base"], "created": time.strftime("%Y-%m-%d %H:%M:%S"),
-                "threads": self.threads, "name": run.name,
+                "threads": self.threads, "name": run.name, "processes": int(self.processes_spin.value()),
                 "data_summary": {"volumes": len(self.summary.used), "problems": self.summary.problems}}
         runs.write_json(run / runs.CONFIG_FILE, config)
         runs.write_json(run / runs.RUN_FILE, spec)
