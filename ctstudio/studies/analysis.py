@@ -166,7 +166,7 @@ def per_reader(rows) -> "Any":
     out["success_rate"] = out["correct"] / out["n"]
     out["p_binom_greater"] = [binom_p_greater(int(k), int(n)) for k, n in zip(out["correct"], out["n"])]
     out["p_binom_two_sided"] = [binom_p_two_sided(int(k), int(n)) for k, n in zip(out["correct"], out["n"])]
-    return out
+    return out[[c for c in out.columns if c != "site"] + ["site"]]  # site last: the CSV's first columns stay
 
 
 def question_index_test(rows) -> dict[str, Any]:

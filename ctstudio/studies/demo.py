@@ -1,22 +1,33 @@
 """The demo study: the templates in ``resources/studies/`` plus case files made from the bundled sample.
 
-HONEST LABEL: ctstudio bundles no generative model yet, so the demo's "synthetic" pool is **not
-model output**. :func:`make_demo` writes
+:func:`make_demo` writes
 
-* ``cases/real/headsq_real_{0..3}.nii.gz``: four overlapping 40-slice crops of the bundled real
-  volume ``resources/sample/headsq_hu.nii.gz`` (approximate HU, unchanged voxels);
-* ``cases/synthetic/headsq_degraded_{0..3}.nii.gz``: the same crops blurred (Gaussian, sigma 0.8
-  voxel) with Gaussian noise (SD 25 HU) added, fixed seeds, provenance saying so.
+* ``cases/real/headsq_real_{0..3}.nii.gz``: four 16-slice crops of the bundled real volume
+  ``resources/sample/headsq_hu.nii.gz`` (approximate HU, unchanged voxels), starting at slices 0, 17, 34, 51;
+* ``cases/synthetic/headsq_ascii_{0..3}.nii.gz``: **output of the bundled score model** (``score-k2-demo``,
+  ASCII K = 2, with IC-Net calibration) made through :func:`ctstudio.pipelines.generate.generate`: each case
+  is 16 slices generated towards the feet from the two real slices just above real crop *i* (so it covers
+  the same anatomy), with the default sampler and a fixed seed (1000 + i). Beside each case a
+  ``.provenance.json`` sidecar says which model (and version), sampler, seed and seed slice made it. The demo
+  model was trained on this very volume (it has memorised much of it): the study shows the workflow, not a
+  research result.
+* ``demo.json``: what the synthetic pool is (``"model"`` or ``"degraded"``) and why.
 
-The degradation stands in for a generator so the screens, store and analysis can be tried; the
-audit reports the difference it introduces. File names are neutral in the study (the store hands
-readers opaque tokens), but these demo names say what they are, on purpose.
+Reader-only builds have no torch: then the synthetic pool is ``cases/synthetic/headsq_degraded_{0..3}.nii.gz``,
+the real crops blurred (Gaussian, sigma 0.8 voxel) with Gaussian noise (SD 25 HU) added, **not model output**;
+the copied templates and ``demo.json`` say so. ``synthetic="degraded"`` asks for that pool on purpose.
+
+File names are neutral in the study (the store hands readers opaque tokens), but these demo names say what they
+are, on purpose.
 """
 
 from __future__ import annotations
 
+import importlib.util
+import json
 import shutil
 from pathlib import Path
+from typing import Any, Callable
 
 import numpy as np
 
@@ -25,8 +36,16 @@ from ctstudio.errors import InputError
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATES = ROOT / "resources" / "studies"
 SAMPLE = ROOT / "resources" / "sample" / "headsq_hu.nii.gz"
-CROP = 40
+CROP = 16
 STARTS = (0, 17, 34, 51)
+SEED_BASE = 1000
+
+DEGRADED_NOTE = ("NOT model output: this build has no torch (a reader-only build), so the 'synthetic' pool is "
+                 "degraded copies of the real crops (Gaussian blur sigma 0.8 voxel + Gaussian noise SD 25 HU)")
+
+
+def torch_available() -> bool:
+    return importlib.util.find_spec("torch") is not None
 
 
 def degrade(hu: np.ndarray, seed: int, sigma: float = 0.8, noise_sd: float = 25.0) -> np.ndarray:
@@ -37,32 +56,101 @@ def degrade(hu: np.ndarray, seed: int, sigma: float = 0.8, noise_sd: float = 25.
     return np.clip(np.rint(out), -1024, 3071).astype(np.int16)
 
 
-def make_demo(out_dir: str | Path, sample: str | Path = SAMPLE, overwrite: bool = False) -> list[Path]:
-    """Write the demo templates and cases into ``out_dir``; returns the spec paths."""
+def generated_case(vol, z0: int, n: int, seed: int, on_event: Callable[[dict], Any] | None = None, cancel=None):
+    """``n`` slices made by the bundled score model, continuing towards the feet from the real slices just above
+    index ``z0`` of ``vol`` (so they cover slices z0 .. z0 + n - 1 of it), default sampler, fixed seed, CPU."""
+    from ctstudio.diffusion.samplers import default_sampler
+    from ctstudio.imaging.slices import inferior_step
+    from ctstudio.jobs import run_job
+    from ctstudio.pipelines.generate import GenerateRequest, generate
+
+    step = inferior_step(vol)
+    seed_slice = z0 + n if step < 0 else z0 - 1  # the real slice just superior to the crop
+    if not 0 <= seed_slice < vol.shape[0]:
+        raise InputError(f"the demo crop at slice {z0} has no real slice above it to start from", path=SAMPLE)
+    req = GenerateRequest(n_slices=n, seed_volume=vol, seed_slice=seed_slice, sampler=default_sampler("clean"),
+                          seed=seed, device="cpu")
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # a 64x64 network: one thread is fastest, and it does not fight other work
+    try:
+        return run_job(generate(req, cancel=cancel), on_event)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _sidecar(volume, path: Path, made_by: str) -> None:
+    p = volume.provenance
+    side = {"made_by": made_by, "model": p.model, "model_version": p.model_version, "parameters": p.parameters,
+            "steps": list(p.steps), "source_files": list(p.source_files), "shape_zyx": list(volume.shape)}
+    path.with_name(path.name.replace(".nii.gz", ".provenance.json")).write_text(
+        json.dumps(side, indent=2, default=str) + "\n")
+
+
+def make_demo(out_dir: str | Path, sample: str | Path = SAMPLE, overwrite: bool = False, synthetic: str = "model",
+              on_event: Callable[[dict], Any] | None = None, cancel=None) -> list[Path]:
+    """Write the demo templates and cases into ``out_dir``; returns the spec paths.
+
+    ``synthetic``: ``"model"`` (generated by the bundled score model; degraded copies, labelled so, when torch
+    is missing) or ``"degraded"`` (blurred + noisy copies, labelled NOT model output). ``on_event`` receives the
+    generation's progress events."""
     from ctstudio.io import read_volume, write_volume
     from ctstudio.volume import Provenance
 
+    if synthetic not in ("model", "degraded"):
+        raise InputError(f"synthetic must be 'model' or 'degraded', not {synthetic!r}")
     out = Path(out_dir)
     if out.exists() and any(out.iterdir()) and not overwrite:
         raise InputError("the demo folder is not empty", path=out, hint="choose a new folder or pass --overwrite")
+    use_model = synthetic == "model" and torch_available()
+    reason = ("generated by the bundled score model" if use_model else
+              DEGRADED_NOTE if synthetic == "model" else
+              "NOT model output: degraded copies of the real crops, asked for (synthetic='degraded')")
     vol = read_volume(sample)
     (out / "cases" / "real").mkdir(parents=True, exist_ok=True)
     (out / "cases" / "synthetic").mkdir(parents=True, exist_ok=True)
+    for old in (out / "cases" / "synthetic").glob("headsq_*"):  # --overwrite: no stale pool left behind
+        old.unlink()
     for i, z0 in enumerate(STARTS):
         crop = vol.array[z0:z0 + CROP].copy()
         origin = vol.index_to_lps(z0, 0, 0)
         real = vol.replace(array=crop, origin=tuple(origin),
                            provenance=vol.provenance.with_step(f"demo: crop z {z0}..{z0 + CROP - 1}"))
-        write_volume(real, out / "cases" / "real" / f"headsq_real_{i}.nii.gz")
-        fake = real.replace(array=degrade(crop, seed=1000 + i),
-                            provenance=Provenance(source_files=real.provenance.source_files,
-                                                  steps=real.provenance.steps + (
-                                                      "demo: NOT model output; gaussian blur sigma 0.8 voxel + "
-                                                      f"gaussian noise SD 25 HU, seed {1000 + i}",)))
-        write_volume(fake, out / "cases" / "synthetic" / f"headsq_degraded_{i}.nii.gz")
+        write_volume(real, out / "cases" / "real" / f"headsq_real_{i}.nii.gz", overwrite=True)
+        if use_model:
+            fake = generated_case(vol, z0, CROP, SEED_BASE + i, on_event=on_event, cancel=cancel)
+            path = out / "cases" / "synthetic" / f"headsq_ascii_{i}.nii.gz"
+            made_by = "model"
+        else:
+            fake = real.replace(array=degrade(crop, seed=SEED_BASE + i),
+                                provenance=Provenance(source_files=real.provenance.source_files,
+                                                      steps=real.provenance.steps + (
+                                                          "demo: NOT model output; gaussian blur sigma 0.8 voxel + "
+                                                          f"gaussian noise SD 25 HU, seed {SEED_BASE + i}",)))
+            path = out / "cases" / "synthetic" / f"headsq_degraded_{i}.nii.gz"
+            made_by = "degraded copy (NOT model output)"
+        write_volume(fake, path, overwrite=True)
+        _sidecar(fake, path, made_by)
+    (out / "demo.json").write_text(json.dumps({"synthetic_pool": "model" if use_model else "degraded",
+                                               "note": reason}, indent=2) + "\n")
     specs = []
     for t in sorted(TEMPLATES.glob("*.toml")):
         dst = out / t.name
-        shutil.copyfile(t, dst)
+        text = t.read_text()
+        if not use_model:
+            text = _degraded_template(text, reason)
+        dst.write_text(text)
         specs.append(dst)
     return specs
+
+
+def _degraded_template(text: str, reason: str) -> str:
+    """A template for the degraded pool: a header that says so and a description that says so."""
+    import re
+
+    head = ("# !! THIS COPY OF THE DEMO HAS NO MODEL OUTPUT !!\n"
+            f"# {reason}.\n# cases/synthetic/headsq_degraded_*.nii.gz are those copies; demo.json says the same.\n")
+    text = re.sub(r'^description = ".*"$', 'description = "Demo: real headsq crops vs DEGRADED COPIES (NOT model '
+                  'output; no torch in this build)"', text, count=1, flags=re.M)
+    return head + text

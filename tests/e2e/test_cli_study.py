@@ -70,11 +70,15 @@ def test_demo_template_runs_on_the_bundled_sample_and_analyze_writes_tables_and_
     assert run_main(capsys, "study", "export", "--db", db, "--out", exp)[0] == 0
     raw = exp.read_text()
     assert len(raw.splitlines()) == 31 and ".nii" not in raw and str(demo) not in raw
-    # the audit reports what the demo's degradation changed, honestly
+    # the synthetic pool is the demo model's output (provenance sidecars), and the audit reports, honestly,
+    # that the demo's file names say what they are
+    side = json.loads((demo / "cases" / "synthetic" / "headsq_ascii_0.provenance.json").read_text())
+    assert side["made_by"] == "model" and side["model"] == "score-k2-demo" and side["parameters"]["seed"] == 1000
+    assert json.loads((demo / "demo.json").read_text())["synthetic_pool"] == "model"
     rc, out, err = run_main(capsys, "study", "audit", spec, "--json")
     assert rc == 0, err
     feats = {f["feature"] for f in json.loads(out)["findings"]}
-    assert "noise_floor" in feats
+    assert "class_word_in_name" in feats
     assert run_main(capsys, "study", "audit", spec, "--strict")[0] == 1
     # the continuity template runs too
     rc, out, err = run_main(capsys, "study", "run", demo / "headsq_continuity_demo.toml", "--db", db,
