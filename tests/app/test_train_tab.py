@@ -200,3 +200,36 @@ def test_train_tab_runs_two_processes_pauses_them_all_and_stops(qtbot, main_wind
         assert runs.run_status(run).resumable
     finally:
         _kill_leftover(run)
+
+
+def test_register_model_lists_the_run_in_the_calibrate_tab(qtbot, main_window, tmp_path, monkeypatch, one_torch_thread):
+    """Register model copies the finished run's model into the user folder; the Calibrate tab's panel lists it at
+    once; a second registration asks before replacing it, and 'no' leaves the first one."""
+    from ctstudio.imaging.phantom import head_phantom
+    from ctstudio.io import write_volume
+    from ctstudio.jobs import run_job
+    from ctstudio.pipelines.train import TrainRequest, train
+
+    monkeypatch.setenv("CTSTUDIO_MODELS", str(tmp_path / "models"))
+    data = tmp_path / "phantom.nii.gz"
+    write_volume(head_phantom(shape=(12, 32, 32), noise_sd=10.0, seed=0), data)
+    run = tmp_path / "runs" / "icnet-mine"
+    run_job(train(TrainRequest(kind="icnet", data=data, out=run, config="tiny", device="cpu", steps=2,
+                               name="icnet-mine")))
+    tab = main_window.tab("Train")
+    tab.close_policy = "leave"
+    tab.attach(run)
+    qtbot.waitUntil(lambda: tab.register_button.isEnabled(), timeout=10000)
+    calibrate = main_window.tab("Calibrate")
+    assert "icnet-mine" not in [e.name for e in calibrate.models.entries]
+    path = tab.register_model()
+    assert path == tmp_path / "models" / "icnet-mine.safetensors" and path.is_file()
+    assert "icnet-mine" in [e.name for e in calibrate.models.entries]
+    before = path.with_suffix(".json").read_text()
+    asked = []
+    tab.confirm = lambda title, text: asked.append(text) or False
+    assert tab.register_model() is None
+    assert len(asked) == 1 and "icnet-mine" in asked[0]
+    assert path.with_suffix(".json").read_text() == before
+    tab.confirm = lambda title, text: True
+    assert tab.register_model() == path

@@ -221,7 +221,12 @@ class Tab(QWidget):
         self.continue_button = QPushButton("Continue")
         self.continue_button.setToolTip("resume the selected run from its last checkpoint")
         self.continue_button.clicked.connect(self.continue_run)
-        for w in (self.start_button, self.pause_button, self.stop_button, self.continue_button):
+        self.register_button = QPushButton("Register model")
+        self.register_button.setToolTip("copy the watched run's finished model into your models folder: the "
+                                        "Generate, Convert and Calibrate tabs list it at once")
+        self.register_button.clicked.connect(self.register_model)
+        for w in (self.start_button, self.pause_button, self.stop_button, self.continue_button,
+                  self.register_button):
             brow.addWidget(w)
         rl.addLayout(brow)
         self.run_list = QListWidget()
@@ -542,6 +547,48 @@ class Tab(QWidget):
         if self.run is not None and runs.send(self.run, "stop"):
             self.log_view.appendPlainText("stop requested: the run writes a checkpoint after its current step")
 
+    def confirm(self, title: str, text: str) -> bool:
+        """Ask a yes/no question (tests replace this)."""
+        answer = QMessageBox.question(self, title, text, QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+                                      QMessageBox.StandardButton.No)
+        return answer == QMessageBox.StandardButton.Yes
+
+    def register_model(self) -> Path | None:
+        """Copy the watched run's final model (weights + card) into the user models folder; an existing model of
+        that name is replaced only after a confirmation. The model panels of the other tabs list it at once."""
+        from ctstudio.checkpoints import read_meta
+        from ctstudio.errors import CTStudioError
+        from ctstudio.pipelines import register
+
+        if self.run is None:
+            self._error("Register model", "Select a finished run in the list first.")
+            return None
+        try:
+            st, _ = register.source_model(self.run)
+            name = read_meta(st)["name"]
+            target = register.registered_path(name)
+            overwrite = False
+            if target.exists() or target.with_suffix(".json").exists():
+                if not self.confirm("Register model", f"A model named {name} is in {target.parent} already.\n\n"
+                                                      "Replace it with this run's model?"):
+                    return None
+                overwrite = True
+            path = register.register_model(self.run, overwrite=overwrite)
+        except CTStudioError as exc:
+            self._error("Register model", str(exc))
+            return None
+        self._refresh_model_panels()
+        self.log_view.appendPlainText(f"registered {name}: {path}")
+        self._status(f"model {name} registered: the model panels list it")
+        return path
+
+    def _refresh_model_panels(self) -> None:
+        from ctstudio.app.widgets.models_panel import ModelsPanel
+
+        if self.main_window is not None and hasattr(self.main_window, "findChildren"):
+            for panel in self.main_window.findChildren(ModelsPanel):
+                panel.refresh()
+
     def _update_buttons(self) -> None:
         state = self.proc_state
         live = state in ("running", "paused")
@@ -549,6 +596,7 @@ class Tab(QWidget):
         self.pause_button.setEnabled(live)
         self.pause_button.setText("Resume" if state == "paused" else "Pause")
         self.stop_button.setEnabled(live)
+        self.register_button.setEnabled(self.run is not None and not live)
 
     # -- watching a run ---------------------------------------------------------------------------------------
     def attach(self, run: Path) -> None:
