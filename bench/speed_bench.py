@@ -155,12 +155,21 @@ def main() -> None:
     ap.add_argument("--sizes", default="64,256,512")
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--threads", default="1,2", help="thread counts to compare (the default count is the baseline)")
+    ap.add_argument("--base-threads", type=int, default=1, help="torch threads of the baseline (1: the benches' and "
+                    "tests' setting on the shared 2-core CPU)")
     ap.add_argument("--no-compile", action="store_true")
     ap.add_argument("--skip-train", action="store_true")
     args = ap.parse_args()
     threads = [int(t) for t in args.threads.split(",") if t]
+    torch.set_num_threads(args.base_threads)
     load0 = os.getloadavg()[0]
     rows = []
+
+    def show(new_rows):
+        for what, k, sec, ratio, diff in new_rows:
+            print(f"  {what:<28}{k:<38}{sec * 1e3:>10.1f}{ratio:>9.2f}x{diff:>12.2e}  load {os.getloadavg()[0]:.1f}",
+                  flush=True)
+        rows.extend(new_rows)
     for size in [int(s) for s in args.sizes.split(",")]:
         variants = sampling_variants(size, threads, not args.no_compile)
         ref = next(iter(variants.values()))().clone()
@@ -168,8 +177,7 @@ def main() -> None:
         calls = max(1, int(8 * (64 / size) ** 2))
         med = _median_rounds(variants, calls, args.rounds)
         base = next(iter(med.values()))
-        rows += [(f"sample {size}x{size}", k, v, base / v, diffs[k]) for k, v in med.items()]
-        print(f"  measured {size}x{size}", flush=True)
+        show([(f"sample {size}x{size}", k, v, base / v, diffs[k]) for k, v in med.items()])
     if not args.skip_train:
         variants = train_variants(threads, not args.no_compile)
         first = {}
@@ -178,7 +186,7 @@ def main() -> None:
         ref = next(iter(first.values()))
         med = _median_rounds(variants, 2, args.rounds)
         base = next(iter(med.values()))
-        rows += [("train step 64x64, batch 8", k, v, base / v, abs(first[k] - ref)) for k, v in med.items()]
+        show([("train step 64x64, batch 8", k, v, base / v, abs(first[k] - ref)) for k, v in med.items()])
     print(f"\nscore network of the demo's shape (random weights), torch {torch.__version__}, "
           f"{os.cpu_count()} CPU(s), default {torch.get_num_threads()} thread(s), load {load0:.1f} -> "
           f"{os.getloadavg()[0]:.1f}, {args.rounds} interleaved rounds, median")
