@@ -122,6 +122,8 @@ class CGANRecipe(Recipe):
             "D": torch.optim.Adam(self.D.parameters(), lr=c.lr, betas=(c.beta1, c.beta2)),
         }
         self.device = torch.device("cpu")
+        #: a preview (degraded | restored | clean) with every checkpoint
+        self.preview_every = c.checkpoint_every
         self._volumes: list[np.ndarray] | None = None
         self._sources: list[str] = []
 
@@ -248,6 +250,33 @@ class CGANRecipe(Recipe):
         return {"evaluation": {"heldout": f"last {c.holdout} slices of {self._sources[0]} "
                                           f"(after a {c.gap}-slice gap), shape {list(clean.shape)}",
                                "data_range_hu": 4095, "noise_seed": 1234, "rows": rows}}
+
+    #: the preview's region: at most this many pixels square from the middle of the held-back slab
+    PREVIEW_SIZE = 96
+
+    @torch.no_grad()
+    def preview(self, step: int):
+        """The middle held-back slice (a central crop) degraded with a fixed seed | the model's output | clean, HU.
+
+        The whole held-back slab under the crop goes through the model (overlapped 3D blocks, as ``evaluate``
+        does), so the slice shown has its 3D context."""
+        c = self.config
+        if c.holdout <= 0 or (self._volumes is None and self.data_dir is None):
+            return None
+        clean = self.heldout()
+        h, w = clean.shape[1:]
+        size = max(c.block, min(self.PREVIEW_SIZE, h, w))
+        y0, x0 = max(0, (h - size) // 2), max(0, (w - size) // 2)
+        clean = clean[:, y0:y0 + size, x0:x0 + size]
+        cond = cgan.degrade(clean, c.degradation, np.random.default_rng(1234))
+        training = self.G.training
+        self.G.eval()
+        try:
+            out = self.model().run_volume(cond, overlap=c.eval_overlap)
+        finally:
+            self.G.train(training)
+        z = len(clean) // 2
+        return np.stack([cond[z], np.clip(out[z], c.hu_lower, c.hu_upper), clean[z]]).astype(np.float32)
 
     def export_card(self) -> dict:
         from ctstudio.training.recipe_ggcl import data_licence

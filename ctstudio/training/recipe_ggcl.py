@@ -161,7 +161,6 @@ class GGCLRecipe(Recipe):
     ema_modules = ("G",)
     ema_decay = 0.999
     export_modules = ("G",)
-    preview_every = 0
     preview_window = "bone"
     ddp_find_unused = True  # the generator loss leaves the critic's feature head without a gradient
 
@@ -182,6 +181,8 @@ class GGCLRecipe(Recipe):
             "D": torch.optim.Adam(self.D.parameters(), lr=c.lr, betas=(c.beta1, c.beta2)),
         }
         self.device = torch.device("cpu")
+        #: a preview (source | converted | real target kernel) with every checkpoint
+        self.preview_every = c.checkpoint_every
         self._volumes: dict[str, list[np.ndarray]] | None = None
         self._sources: list[str] = []
 
@@ -325,14 +326,31 @@ class GGCLRecipe(Recipe):
         return {"evaluation": {"heldout": f"last {c.holdout} slices of each volume (after a {c.gap}-slice gap)",
                                "data_range_hu": 4095, "rows": rows}}
 
-    def preview(self, step: int):
+    def preview_slices(self) -> tuple[np.ndarray, np.ndarray | None]:
+        """The fixed slice of the preview (HU): the first domain's first held-back slice (no hold-back: the middle
+        training slice of its first volume), and the same slice in the second domain where the data are paired."""
+        c = self.config
+        a, b = c.domains[0], c.domains[1]
         held = self.heldout_slices()
-        if not held:
+        if held:
+            return held[a][0], (held[b][0] if c.paired else None)
+        vols = self.load_data()
+        z = self._train_range(vols[a][0]) // 2
+        return vols[a][0][z], (vols[b][0][z] if c.paired else None)
+
+    @torch.no_grad()
+    def preview(self, step: int):
+        """Source | converted to the second kernel (| the real slice in that kernel, paired data), in HU."""
+        if self._volumes is None and self.data_dir is None:
             return None
-        a, b = self.config.domains[0], self.config.domains[1]
-        src = held[a][:1]
-        out = self.converter().convert_slices(src, b)
-        return np.concatenate([src[0], out[0], held[b][0]], axis=1)
+        src, real = self.preview_slices()
+        training = self.G.training
+        self.G.eval()
+        try:
+            out = self.converter().convert_slices(src[None].astype(np.float32), self.config.domains[1])[0]
+        finally:
+            self.G.train(training)
+        return np.stack([src, out] + ([real] if real is not None else [])).astype(np.float32)
 
     def export_card(self) -> dict:
         c = self.config
