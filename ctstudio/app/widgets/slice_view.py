@@ -355,8 +355,11 @@ class SliceView(pg.GraphicsLayoutWidget):
             if along_rows:
                 y0 = self.mapFromScene(self.vb.mapViewToScene(QPointF(0.0, first * rmm))).y()
                 y1 = self.mapFromScene(self.vb.mapViewToScene(QPointF(0.0, last * rmm))).y()
-                y = min(max((y0 + y1) / 2 + fm.ascent() / 2, vb_rect.top() + fm.height()), vb_rect.bottom() - 4)
-                painter.drawText(int(w - fm.horizontalAdvance(label) - 24), int(y), label)
+                y = min(max((y0 + y1) / 2 + fm.ascent() / 2, vb_rect.top() + fm.height()), vb_rect.bottom() - 24)
+                x = w - fm.horizontalAdvance(label) - 24
+                painter.fillRect(QRectF(x - 3, y - fm.ascent() - 1, fm.horizontalAdvance(label) + 6, fm.height() + 2),
+                                 QColor(0, 0, 0, 170))  # readable on bone, clear of the orientation letter
+                painter.drawText(int(x), int(y), label)
             else:
                 x = self.mapFromScene(self.vb.mapViewToScene(QPointF(first * cmm, 0.0))).x()
                 painter.drawText(int(x + 4), int(vb_rect.top() + 40), label)
