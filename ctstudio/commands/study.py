@@ -193,6 +193,22 @@ def _run_session(args) -> int:
 
 
 def run(args) -> int:
+    """Run a study action; output piped into a command that stops reading (``| head``) ends quietly."""
+    import os
+
+    try:
+        rc = _run(args)
+        sys.stdout.flush()
+        return rc
+    except BrokenPipeError:
+        # The reader of our output went away: no traceback (Python's recipe: point stdout at devnull so the
+        # interpreter's final flush does not fail again).
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141  # 128 + SIGPIPE, as a shell reports a command killed by a closed pipe
+
+
+def _run(args) -> int:
     cmd = args.study_cmd
     if cmd == "demo":
         from ctstudio.studies.demo import make_demo

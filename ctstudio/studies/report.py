@@ -98,22 +98,28 @@ def _plots_pair(res, out: Path) -> list[str]:
     fig, ax = plt.subplots(figsize=(6, 4))
     xs = np.linspace(0, 1, 201)
     col, labels = analysis.STRATA["radiologist"]
-    drawn = 0
-    for val, grp in rd.dropna(subset=[col]).groupby(col):
-        rates = grp["success_rate"].to_numpy(float)
-        label = f"{labels.get(int(val), val)} (n={len(rates)})"
+    groups = [(labels.get(int(v), v), g["success_rate"].to_numpy(float)) for v, g in rd.dropna(subset=[col]).groupby(col)]
+    unknown = rd[rd[col].isna()]["success_rate"].to_numpy(float)
+    if len(unknown):
+        groups.append(("radiologist: not answered", unknown))
+    colors = ["#4477aa", "#cc6677", "#999933"]
+    for k, (label, rates) in enumerate(groups):
+        c = colors[k % len(colors)]
         if len(rates) >= 2 and np.ptp(rates) > 0:
-            ax.plot(xs, gaussian_kde(rates)(xs), label=label)
-        else:
-            ax.axvline(rates.mean(), linestyle="--", label=label + " (too few for a KDE)")
-        drawn += 1
-    if not drawn:
-        ax.text(0.5, 0.5, "no survey answers for 'radiologist'", ha="center", transform=ax.transAxes)
+            ax.plot(xs, gaussian_kde(rates)(xs), color=c, label=f"{label} (n={len(rates)})")
+            ax.plot(rates, np.zeros_like(rates), "|", ms=18, mew=2, color=c, clip_on=False)  # one tick per reader
+        else:  # one reader (or identical rates): no density; each reader's rate as a line, so the plot is not empty
+            for k2, r in enumerate(np.unique(rates)):
+                ax.axvline(r, color=c, lw=2.5, label=None if k2 else f"{label} (n={len(rates)}, too few for a density)")
+    if not any(len(r) >= 2 and np.ptp(r) > 0 for _, r in groups):
+        ax.set_ylim(0, 1)
     ax.axvline(0.5, color="grey", lw=0.8)
-    ax.set_xlabel("success rate")
+    ax.set_xlim(0, 1)
+    ax.set_xlabel("success rate (ticks or lines: the readers)")
     ax.set_ylabel("density")
     ax.set_title("Success rate by reader group (KDE)")
-    ax.legend(fontsize=8)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(out / "kde_by_group.png", dpi=100)
     plt.close(fig)
@@ -135,22 +141,31 @@ def _plots_pair(res, out: Path) -> list[str]:
     return files
 
 
-def _plots_continuity(res, out: Path) -> list[str]:
+def _plots_continuity(res, out: Path, spec=None) -> list[str]:
     import matplotlib
 
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
 
     t = res["continuity"]
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    scale = list(getattr(spec, "scale", None) or ["1", "2", "3"])
+    fig, ax = plt.subplots(figsize=(7.5, 4.5))
     y = np.arange(len(t))
-    ax.barh(y - 0.2, t["real_mean"].fillna(0), height=0.4, label="real", color="#4477aa")
-    ax.barh(y + 0.2, t["synthetic_mean"].fillna(0), height=0.4, label="synthetic", color="#cc6677")
+    # scores run 1..len(scale): bars start at 1 (the lowest score), not at 0
+    for off, col, name in ((-0.2, "real_mean", "real"), (0.2, "synthetic_mean", "synthetic")):
+        vals = t[col].to_numpy(float)
+        has = np.isfinite(vals)
+        ax.barh(y[has] + off, vals[has] - 1, left=1, height=0.4, label=name,
+                color="#4477aa" if name == "real" else "#cc6677")
+    for yi in y[~np.isfinite(t["real_mean"].to_numpy(float)) & ~np.isfinite(t["synthetic_mean"].to_numpy(float))]:
+        ax.text(1.05, yi, "not scored (not visible)", va="center", fontsize=7, color="grey")
     ax.set_yticks(y, t["structure"], fontsize=8)
+    ax.set_xlim(1, len(scale))
+    ax.set_xticks(range(1, len(scale) + 1), [f"{i}: {s}" for i, s in enumerate(scale, 1)], fontsize=7)
     ax.invert_yaxis()
     ax.set_xlabel("mean continuity score")
     ax.set_title("Anatomical continuity: real vs synthetic")
-    ax.legend()
+    ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(out / "continuity.png", dpi=100)
     plt.close(fig)
@@ -316,7 +331,7 @@ def write_study_report(rows: list[dict], out: Path, spec=None, seed: int = 0) ->
         res["continuity"].to_csv(out / "continuity.csv", index=False)
         (out / "agreement.json").write_text(json.dumps(_clean(res["agreement"]), indent=2))
         files += ["continuity.csv", "agreement.json"]
-        files += _plots_continuity(res, out)
+        files += _plots_continuity(res, out, spec)
     if res.get("sites"):
         res["sites"]["table"].to_csv(out / "sites.csv", index=False)
         files.append("sites.csv")

@@ -6,9 +6,11 @@
   (:func:`reader_seed`), so re-creating a schedule gives the same order, and a resumed session
   continues it (the trials are also stored when a session starts).
 * Pair studies: ``n`` (real, synthetic) pairs; the real image's side is random per pair and
-  logged; no pair occurs twice in one session. ``with_replacement`` draws each case independently
+  logged; no pair occurs twice in one session, and no image appears in two consecutive pairs when the
+  pools allow it (:func:`spread`). ``with_replacement`` draws each case independently
   (Korkinof et al.); ``balanced`` uses every case once before any repeats.
-* Continuity studies: ``n`` single cases, half real and half synthetic (balanced), shuffled.
+* Continuity studies: ``n`` single cases, half real and half synthetic (balanced), shuffled; the same case
+  never twice in a row when the pools allow it.
 """
 
 from __future__ import annotations
@@ -64,6 +66,34 @@ def _draw(rng: np.random.Generator, pool: list[str], n: int, sampling: str) -> l
     return out[:n]
 
 
+def spread(items: list, rng: np.random.Generator, key=lambda it: tuple(it), tries: int = 200) -> list:
+    """Reorder ``items`` so that no two consecutive items share a case (``key(item)`` gives its cases): the
+    same image is never shown in two trials in a row. Seeded randomised greedy passes (take any item that
+    shares no case with the previous one) until one has no repeat; when the pools make that impossible (a
+    case drawn in more than half the trials), the order with the fewest repeats."""
+    def one_pass() -> tuple[int, list]:
+        rest = list(items)
+        out: list = []
+        clashes = 0
+        while rest:
+            prev = set(key(out[-1])) if out else set()
+            ok = [i for i, it in enumerate(rest) if not (set(key(it)) & prev)]
+            if not ok:
+                clashes += 1
+                ok = list(range(len(rest)))
+            out.append(rest.pop(ok[int(rng.integers(len(ok)))]))
+        return clashes, out
+
+    best = None
+    for _ in range(tries):
+        clashes, order = one_pass()
+        if best is None or clashes < best[0]:
+            best = (clashes, order)
+        if clashes == 0:
+            break
+    return best[1] if best else []
+
+
 def make_schedule(kind: str, real: list[str], synthetic: list[str], n: int, seed: int,
                   sampling: str = "with_replacement") -> list[Trial]:
     """The trials of one session (see module doc). ``real``/``synthetic`` are case tokens."""
@@ -88,6 +118,7 @@ def make_schedule(kind: str, real: list[str], synthetic: list[str], n: int, seed
                 s = synthetic[int(rng.integers(len(synthetic)))]
             seen.add((r, s))
             pairs.append((r, s))
+        pairs = spread(pairs, rng)
         sides = rng.integers(0, 2, size=n)
         trials = []
         for i, ((r, s), side) in enumerate(zip(pairs, sides)):
@@ -102,6 +133,6 @@ def make_schedule(kind: str, real: list[str], synthetic: list[str], n: int, seed
         # balanced sampling cycles through a pool smaller than the draw: repeats only after every case was used
         items = [("real", t) for t in _draw(rng, real, n_real, sampling)]
         items += [("synthetic", t) for t in _draw(rng, synthetic, n_syn, sampling)]
-        order = rng.permutation(len(items))
-        return [Trial(i + 1, "continuity", case=items[j][1], cls=items[j][0]) for i, j in enumerate(order)]
+        items = spread([items[j] for j in rng.permutation(len(items))], rng, key=lambda it: (it[1],))
+        return [Trial(i + 1, "continuity", case=c, cls=cls) for i, (cls, c) in enumerate(items)]
     raise ConfigError(f"unknown study kind {kind!r}")

@@ -93,15 +93,27 @@ def test_three_readers_ten_pairs_through_the_screens_then_results(qtbot, main_wi
     assert tab.transitions_ms and sorted(tab.transitions_ms)[len(tab.transitions_ms) // 2] < 100
 
     results = main_window.tab("Results")
+    # after reader sessions in this window the results stay hidden until the study owner unlocks them
+    assert results.locked_reason and results.unlock_button.isVisibleTo(results)
     results.db_edit.setText(str(db))
+    assert results.analyze() is None and results.table.rowCount() == 0 and not results.plot_labels
+    assert results.unlock(confirm=False) and not results.unlock_button.isVisibleTo(results)
+    out = tmp_path / "chosen_results"
+    results.out_edit.setText(str(out))
     with qtbot.waitSignal(results.analyzed, timeout=60000):
-        results.analyze()
-    out = tmp_path / "study_results"
+        qtbot.keyClick(results.db_edit, Qt.Key.Key_Return)  # Enter in the path field analyses
+    assert not (tmp_path / "study_results").exists()  # nothing beside the database
     for f in ("per_reader.csv", "groups.csv", "conover.csv", "per_reader_hist.png", "kde_by_group.png",
               "success_by_question.png", "responses.csv", "summary.txt"):
         assert (out / f).stat().st_size > 0, f
     assert results.table.rowCount() == 3 and "30" in results.summary.toPlainText()
     assert len(results.plot_labels) == 3 and not results.plot_labels[0].pixmap().isNull()
+    # every plot is whole: the plots' host is as wide as the plots (the scroll area scrolls)
+    assert results.plots_host.width() >= sum(lab.pixmap().width() for lab in results.plot_labels)
+    texts = {results.table.item(r, c).text() for r in range(results.table.rowCount())
+             for c in range(results.table.columnCount())}
+    assert "None" not in texts and "nan" not in texts  # R3 skipped survey fields: shown as "-"
+
 
 
 def test_continuity_screen_needs_every_structure_and_scrolls(qtbot, main_window, tmp_path):

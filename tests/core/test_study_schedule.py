@@ -57,3 +57,19 @@ def test_tokens_are_opaque_and_unique():
     toks = {new_token() for _ in range(1000)}
     assert len(toks) == 1000
     assert all(len(t) == 11 and t[0] == "c" and all(ch in "0123456789abcdef" for ch in t[1:]) for t in toks)
+
+
+def test_no_image_appears_in_consecutive_trials_when_the_pools_allow_it():
+    real = [f"r{i}" for i in range(4)]
+    fake = [f"s{i}" for i in range(4)]
+    for seed in range(30):
+        for sampling in ("with_replacement", "balanced"):
+            trials = make_schedule("pair", real, fake, 10, seed, sampling)
+            assert len({(t.real, t.left if t.real == t.right else t.right) for t in trials}) == 10
+            if max(Counter(tok for t in trials for tok in t.tokens).values()) > 4:
+                continue  # drawn with replacement so often that no order can avoid a repeat
+            for a, b in zip(trials, trials[1:]):
+                assert not set(a.tokens) & set(b.tokens), (seed, sampling, a, b)
+            cont = make_schedule("continuity", real, fake, 8, seed, sampling)
+            for a, b in zip(cont, cont[1:]):
+                assert a.case != b.case, (seed, sampling)

@@ -207,3 +207,11 @@ def test_two_sites_named_run_merged_and_analyzed_by_site(tmp_path, capsys):
     run_main(capsys, "study", "site", "--db", odb, "HOSP-C")
     rc, out, err = run_main(capsys, "study", "merge", "--out", merged, odb)
     assert rc != 0 and "different spec" in err
+
+
+def test_audit_json_into_head_ends_without_a_traceback(tmp_path):
+    spec = write_phantom_study(tmp_path / "s", n_real=6, n_synthetic=6)
+    r = subprocess.run(f"{sys.executable} -m ctstudio.cli study audit {spec} --json | head -2", shell=True,
+                       capture_output=True, text=True, timeout=300, env=ENV)
+    assert len(r.stdout.splitlines()) == 2
+    assert "Traceback" not in r.stderr and "BrokenPipe" not in r.stderr, r.stderr

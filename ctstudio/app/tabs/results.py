@@ -1,13 +1,21 @@
 """The Results tab: a study database's statistics, tables and plots.
 
-Choose a study database and press Analyze: :func:`ctstudio.studies.report.write_report` (the same
-code as ``ctstudio study analyze``) runs off the UI thread and writes its CSV tables, plots and
-summary into an output folder (default: ``<db name>_results`` beside the database); the tab shows
-the summary, the per-reader (or per-structure) table and the plots.
+Choose a study database and press Analyze (or Enter in the path field):
+:func:`ctstudio.studies.report.write_report` (the same code as ``ctstudio study analyze``) runs off the UI
+thread and writes its CSV tables, plots and summary into the output folder you give, or, when none is
+given, into a temporary folder (nothing is written beside the database); the tab shows the summary, the
+per-reader (or per-structure) table and the plots.
+
+Results are for the study owner, never for readers: after a reader session ran in this window (and while
+the chosen database has unfinished sessions) the tab is locked and shows nothing until the owner unlocks it
+explicitly (:meth:`Tab.unlock`, the "Unlock results (study owner)..." button, with a confirmation). During
+a session the window's reader lock makes the tab unreachable.
 """
 
 from __future__ import annotations
 
+import math
+import tempfile
 from pathlib import Path
 
 from PySide6.QtCore import Qt, Signal
@@ -31,6 +39,16 @@ def _analyze_job(db_path: str, out_dir: str, *, cancel=None):
         return write_report(store, out_dir)
 
 
+def cell_text(v) -> str:
+    """A table cell: a missing value (an unanswered survey question, a test not computable) is "-", never
+    "None" or "nan"."""
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "-"
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    return str(v)
+
+
 class Tab(QWidget):
     """The Results tab (see module doc)."""
 
@@ -47,13 +65,15 @@ class Tab(QWidget):
         row = QHBoxLayout()
         row.addWidget(QLabel("Study database"))
         self.db_edit = QLineEdit()
+        self.db_edit.returnPressed.connect(self.analyze)
         row.addWidget(self.db_edit, 1)
         b = QPushButton("Browse...")
         b.clicked.connect(self._browse)
         row.addWidget(b)
         row.addWidget(QLabel("Output folder"))
         self.out_edit = QLineEdit()
-        self.out_edit.setPlaceholderText("default: <database>_results")
+        self.out_edit.setPlaceholderText("default: a temporary folder (nothing written beside the database)")
+        self.out_edit.returnPressed.connect(self.analyze)
         row.addWidget(self.out_edit, 1)
         self.analyze_button = QPushButton("Analyze")
         self.analyze_button.clicked.connect(self.analyze)
@@ -67,6 +87,17 @@ class Tab(QWidget):
         self.status_label = QLabel("")
         row2.addWidget(self.status_label, 2)
         lay.addLayout(row2)
+        lock_row = QHBoxLayout()
+        self.lock_label = QLabel("")
+        self.lock_label.setWordWrap(True)
+        self.lock_label.setStyleSheet("color: #8a5a00;")
+        lock_row.addWidget(self.lock_label, 1)
+        self.unlock_button = QPushButton("Unlock results (study owner)...")
+        self.unlock_button.clicked.connect(lambda: self.unlock(confirm=True))
+        lock_row.addWidget(self.unlock_button)
+        lay.addLayout(lock_row)
+        self.locked_reason: str | None = None
+        self._temp_out: str | None = None
         split = QSplitter(Qt.Orientation.Vertical)
         top = QSplitter(Qt.Orientation.Horizontal)
         self.summary = QPlainTextEdit()
@@ -81,7 +112,7 @@ class Tab(QWidget):
         self.plots_host = QWidget()
         self.plots_layout = QHBoxLayout(self.plots_host)
         scroll = QScrollArea()
-        scroll.setWidgetResizable(True)
+        scroll.setWidgetResizable(False)  # plots keep their size; a scroll bar instead of a cut-off plot
         scroll.setWidget(self.plots_host)
         split.addWidget(scroll)
         split.setStretchFactor(0, 1)
@@ -89,6 +120,8 @@ class Tab(QWidget):
         scroll.setMinimumHeight(360)
         lay.addWidget(split, 1)
         self.plot_labels: list[QLabel] = []
+        self.plots_scroll = scroll
+        self._show_lock()
         settings = getattr(main_window, "settings", None)
         if settings is not None:
             self.db_edit.setText(str(settings.value("study/last_db", "") or ""))
@@ -103,12 +136,58 @@ class Tab(QWidget):
         if path:
             self.db_edit.setText(path)
 
+    # -- the owner lock -----------------------------------------------------------------------
+    def lock(self, reason: str) -> None:
+        """Hide every result until the study owner unlocks the tab (after a reader session, or while the
+        database has unfinished sessions)."""
+        self.locked_reason = reason
+        self.results = []
+        self.summary.clear()
+        self.table.clear()
+        self.table.setRowCount(0)
+        self.table.setColumnCount(0)
+        self._clear_plots()
+        self.study_box.clear()
+        self._show_lock()
+
+    def unlock(self, confirm: bool = True) -> bool:
+        """The study owner's explicit unlock; with ``confirm`` a dialog asks first. Returns whether unlocked."""
+        if self.locked_reason is None:
+            return True
+        if confirm:
+            from PySide6.QtWidgets import QMessageBox
+
+            ans = QMessageBox.question(self, "Show study results?",
+                                       f"{self.locked_reason}\n\nResults must never be shown to a reader. Unlock "
+                                       "them now, as the study owner?")
+            if ans != QMessageBox.StandardButton.Yes:
+                return False
+        self.locked_reason = None
+        self._show_lock()
+        return True
+
+    def _show_lock(self) -> None:
+        locked = self.locked_reason is not None
+        self.lock_label.setText(f"Results locked: {self.locked_reason}" if locked else "")
+        self.lock_label.setVisible(locked)
+        self.unlock_button.setVisible(locked)
+
+    def _unfinished_sessions(self, db: str) -> int:
+        from ctstudio.studies.store import Store
+
+        try:
+            with Store(db, create=False) as st:
+                return int(st.conn.execute("SELECT COUNT(*) FROM sessions WHERE state != 'finished'").fetchone()[0])
+        except Exception:  # noqa: BLE001 - the analysis itself reports a bad database
+            return 0
+
     def out_dir(self) -> str:
         out = self.out_edit.text().strip()
         if out:
             return out
-        db = Path(self.db_edit.text().strip())
-        return str(db.with_name(db.stem + "_results"))
+        if self._temp_out is None:
+            self._temp_out = tempfile.mkdtemp(prefix="ctstudio-results-")
+        return self._temp_out
 
     def analyze(self):
         from ctstudio.app.workers import start_worker
@@ -116,6 +195,13 @@ class Tab(QWidget):
         db = self.db_edit.text().strip()
         if not db or not Path(db).is_file():
             self._fail(f"{db or '(none)'}: no such study database; choose the .db file a study wrote")
+            return None
+        if self.locked_reason is None:
+            n_open = self._unfinished_sessions(db)
+            if n_open:
+                self.lock(f"{n_open} session(s) of this database are unfinished (a reader may still be working)")
+        if self.locked_reason is not None:
+            self.status_label.setText("locked: the study owner must unlock the results first")
             return None
         self.analyze_button.setEnabled(False)
         self.status_label.setText("analysing...")
@@ -157,13 +243,10 @@ class Tab(QWidget):
             self.table.setHorizontalHeaderLabels(cols)
             for row, (_, rec) in enumerate(df.iterrows()):
                 for col, c in enumerate(cols):
-                    v = rec[c]
-                    text = f"{v:.4g}" if isinstance(v, float) else str(v)
+                    text = cell_text(rec[c])
                     self.table.setItem(row, col, QTableWidgetItem(text))
             self.table.resizeColumnsToContents()
-        for lab in self.plot_labels:
-            lab.deleteLater()
-        self.plot_labels = []
+        self._clear_plots()
         for f in r.get("files", []):
             if f.endswith(".png"):
                 lab = QLabel()
@@ -172,6 +255,13 @@ class Tab(QWidget):
                 lab.setToolTip(f)
                 self.plots_layout.addWidget(lab)
                 self.plot_labels.append(lab)
+        self.plots_host.adjustSize()  # as wide as its plots: the scroll area scrolls, nothing is cut off
+
+    def _clear_plots(self) -> None:
+        for lab in self.plot_labels:
+            self.plots_layout.removeWidget(lab)
+            lab.deleteLater()
+        self.plot_labels = []
 
     def shutdown(self) -> None:
         if self.worker is not None:

@@ -767,6 +767,16 @@ class Tab(QWidget):
         if self.locked and tabs.currentWidget() is not self:
             QTimer.singleShot(0, lambda: tabs.setCurrentWidget(self) if self.locked else None)
 
+    def _lock_results(self) -> None:
+        """The Results tab shows nothing after a reader session until the study owner unlocks it."""
+        from ctstudio.app.tabs.results import Tab as ResultsTab
+
+        tabs = getattr(self.main_window, "tabs", None)
+        for i in range(tabs.count() if tabs is not None else 0):
+            w = tabs.widget(i)
+            if isinstance(w, ResultsTab):
+                w.lock("a reader session ran in this window; results are shown only to the study owner")
+
     def set_locked(self, locked: bool) -> None:
         """Reader mode on or off: the window locked to this tab (and full screen when chosen)."""
         if locked == self.locked:
@@ -775,6 +785,8 @@ class Tab(QWidget):
         mw = self.main_window
         if mw is not None and hasattr(mw, "set_reader_lock"):
             mw.set_reader_lock(locked, self)
+            if locked:
+                self._lock_results()
             if locked and self.registration.fullscreen.isChecked():
                 self._was_maximized = mw.isMaximized()
                 mw.showFullScreen()
