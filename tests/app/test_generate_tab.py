@@ -67,7 +67,10 @@ def test_window_starts_without_torch_and_the_generate_tab_is_there():
             "from PySide6.QtWidgets import QApplication; app = QApplication([])\n"
             "from ctstudio.app.main_window import MainWindow, make_settings\n"
             "import tempfile; mw = MainWindow(make_settings(tempfile.mktemp(suffix='.ini')))\n"
-            "mw.tabs.setCurrentWidget(mw.tab('Study')); app.processEvents()\n"
+            "mw.show(); mw.tabs.setCurrentWidget(mw.tab('Study'))\n"
+            "import time; t = time.monotonic()\n"
+            "while time.monotonic() - t < 3: app.processEvents()\n"  # shown: every tab's restore() and its workers
+            "from ctstudio.app.workers import wait_for_workers; wait_for_workers(30000)\n"
             "i = [mw.tabs.tabText(k) for k in range(mw.tabs.count())].index('Generate')\n"
             "print('torch' in sys.modules, mw.tabs.isTabEnabled(i), type(mw.tab('Generate')).__module__)\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)

@@ -116,6 +116,7 @@ class Tab(QWidget):
         #: CPU threads for torch in the child (None: torch's default); tests use 1 for bit-identical losses
         self.threads: int | None = None
         self._started = False
+        self._presets_started = False
         self._scan_worker = None
         self._build()
         self.timer = QTimer(self)
@@ -280,17 +281,25 @@ class Tab(QWidget):
     # -- tab hooks --------------------------------------------------------------------------------------------
     def on_activated(self) -> None:
         self._ensure_started()
+        self._ensure_presets()
 
     def restore(self) -> None:
         self._ensure_started()
 
+    def _ensure_presets(self) -> None:
+        """First time the tab is shown: read presets and devices off the UI thread. Not at start-up: reading them
+        imports torch, which the viewer and a reader session never need (issue 12)."""
+        if self._presets_started:
+            return
+        self._presets_started = True
+        start_worker(presets_job, kind="train-presets", on_result=self._presets_read,
+                     on_error=lambda e: self._error("Train: presets", str(e)))
+
     def _ensure_started(self) -> None:
-        """First show: read presets and devices off the UI thread, list runs, re-attach to a run still going."""
+        """After the window is first shown: list runs and re-attach to a run still going (reads files only)."""
         if self._started:
             return
         self._started = True
-        start_worker(presets_job, kind="train-presets", on_result=self._presets_read,
-                     on_error=lambda e: self._error("Train: presets", str(e)))
         self.refresh_runs()
         current = self._setting("train/current_run", "")
         if current and Path(current).is_dir():
