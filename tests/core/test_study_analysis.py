@@ -399,3 +399,12 @@ def test_analyze_a_study_with_a_single_response():
     assert res["overall"] == {"n": 1, "correct": 1, "success_rate": 1.0}
     cont = analysis.analyze(_cont_rows([("x", "k1", "real", {"skull": 3})]))
     assert cont["kind"] == "continuity" and cont["study"] == "c" and cont["agreement"]["kappa"] is None
+
+
+def test_two_groups_with_a_sparse_right_tail_are_pooled_and_two_shared_items_give_a_kappa():
+    assert analysis.pool_bins(np.array([6.0, 1.0]), 5.0) == [[0, 1]]
+    long_df = pd.DataFrame([("x", "i0", "real", "s", 1), ("y", "i0", "real", "s", 1),
+                            ("x", "i1", "real", "s", 2), ("y", "i1", "real", "s", 2)],
+                           columns=["reader", "case", "case_class", "structure", "score"])
+    ag = analysis.agreement(long_df)  # po = 1, pe = 1/2 -> kappa = 1
+    assert ag["method"] == "cohen" and ag["n_items"] == 2 and ag["kappa"] == pytest.approx(1.0)
