@@ -273,7 +273,7 @@ def test_group_table_and_stratified_tests_edge_cases():
     flat = analysis.per_reader(_rows({"a": [1, 0], "b": [0, 1], "c": [1, 0]},
                                      {"a": {"specialty": "x"}, "b": {"specialty": "y"}, "c": {"specialty": "z"}}))
     rec = {s["stratum"]: s for s in analysis.stratified_tests(flat)}["specialty"]
-    assert rec["p_value"] is None and rec["note"] == "all values identical"
+    assert rec["test"] == "Kruskal-Wallis" and rec["p_value"] is None and rec["note"] == "all values identical"
 
 
 def test_continuity_long_and_table_by_hand():
@@ -290,6 +290,7 @@ def test_continuity_long_and_table_by_hand():
     assert t.loc["skull", "n_real"] == 2 and t.loc["skull", "real_mean"] == 2.5
     assert t.loc["skull", "real_sd"] == pytest.approx(np.std([3, 2], ddof=1))
     assert t.loc["skull", "synthetic_mean"] == 1.5 and t.loc["skull", "n_synthetic"] == 2
+    assert t.loc["skull", "synthetic_sd"] == pytest.approx(np.std([1, 2], ddof=1))
     u, p = stats.mannwhitneyu([3, 2], [1, 2], alternative="two-sided")
     assert t.loc["skull", "mannwhitney_u"] == pytest.approx(u) and t.loc["skull", "p_value"] == pytest.approx(p)
     # orbits: one real, one synthetic, both 2 -> no test, no SD
