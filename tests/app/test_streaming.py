@@ -124,3 +124,32 @@ def test_set_volume_still_resets_for_a_new_file(qtbot, streaming_window):
     tri = viewer.triplanar
     assert tri.state.cursor == (15, 32, 32)
     assert tri.state.window != Window(55.0, 260.0, "")
+
+
+def test_a_stream_of_updates_re_renders_the_3d_view_once_with_the_latest_volume(qtbot):
+    """Slices arrive faster than a software-rendered 3D view draws: the 3D view follows at most once an
+    interval, with the newest volume, while the slice views follow every update."""
+    from ctstudio.app.widgets.triplanar import TriPlanar
+
+    class Recording3D:
+        def __init__(self):
+            self.updates = []
+
+        def update_volume(self, display):
+            self.updates.append(display)
+
+    tri = TriPlanar()
+    qtbot.addWidget(tri)
+    vol = ph.head_phantom(shape=(8, 32, 32), noise_sd=0.0, seed=0)
+    tri.set_volume(vol)
+    tri.view3d = Recording3D()
+    tri.render3d_interval_ms = 200
+    arr = vol.array.copy()
+    for k in range(5):
+        arr[k] = 1000 + k
+        tri.update_volume(vol.with_array(arr.copy()), [k])
+    assert tri.view3d.updates == []  # nothing rendered yet: the slice views show each update
+    qtbot.waitUntil(lambda: len(tri.view3d.updates) == 1, timeout=5000)
+    qtbot.wait(400)
+    assert len(tri.view3d.updates) == 1 and tri.view3d.updates[0] is tri.display
+    tri.view3d = None

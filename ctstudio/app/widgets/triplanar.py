@@ -73,6 +73,13 @@ class TriPlanar(QWidget):
         self.cine_timer = QTimer(self)
         self.cine_timer.timeout.connect(self._cine_tick)
         self.cine_fps = 10.0
+        # a stream of updates (a slice a second while generating) re-renders the 3D view at most this often:
+        # a software-rendered volume takes far longer than a slice, and the window must keep up with the job
+        self.render3d_interval_ms = 1000
+        self._pending3d: DisplayVolume | None = None
+        self._render3d_timer = QTimer(self)
+        self._render3d_timer.setSingleShot(True)
+        self._render3d_timer.timeout.connect(self.flush_3d)
 
     # -- volume -------------------------------------------------------------------------------------
     def set_volume(self, volume: Volume | None, window: Window | None = None, keep_cursor: bool = False) -> None:
@@ -86,6 +93,7 @@ class TriPlanar(QWidget):
             self.state.set_shape(self.display.shape, cursor=old if keep_cursor else None)
             self.state.set_window(window or default_window(volume))
         if self.view3d is not None:
+            self._pending3d = None
             self.view3d.set_volume(self.display)
 
     def update_volume(self, volume: Volume, changed_slices=None) -> None:
@@ -116,7 +124,17 @@ class TriPlanar(QWidget):
             v.update_display(new, cursor, changed)
         self.state.set_shape(new.shape, cursor=cursor)
         if self.view3d is not None:
-            self.view3d.update_volume(new)
+            self._pending3d = new
+            if not self._render3d_timer.isActive():
+                self._render3d_timer.start(self.render3d_interval_ms)
+
+    def flush_3d(self) -> None:
+        """Bring the 3D view up to the latest update now (it follows a stream of updates at most once a
+        :attr:`render3d_interval_ms`)."""
+        self._render3d_timer.stop()
+        pending, self._pending3d = self._pending3d, None
+        if pending is not None and self.view3d is not None and pending is self.display:
+            self.view3d.update_volume(pending)
 
     def set_bindings(self, bindings: Bindings) -> None:
         self.bindings = bindings
