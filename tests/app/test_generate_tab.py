@@ -326,7 +326,9 @@ def test_bundled_demo_continues_the_sample_and_compares_with_the_real_slices(qtb
     ref = _reference(tab.request)
     assert np.array_equal(tab.generated_volume().array, ref.array)
     assert tab.compare_button.isEnabled()
+    current = mw.volume
     assert tab.compare_with_real()
+    assert mw.volume is current  # comparing does not change the window's current volume
     viewer = mw.tab("Viewer")
     assert viewer.in_compare and mw.tabs.currentWidget() is viewer
     a, b = viewer.compare.volume_a, viewer.compare.volume_b

@@ -780,13 +780,8 @@ class Tab(QWidget):
             self.mw.show_error("Compare", "The seed volume has no real slices where the generated ones are.")
             return False
         real, gen = pair
-        self._own_volume_change = True
-        try:
-            self.mw.set_volume(real, f"{self.user_volume_label or 'seed'} (real continuation)")
-        finally:
-            self._own_volume_change = False
-        self.streaming_to_viewer = False
-        ok = viewer.compare_with(gen, name=f"generated ({self.grow.model})", resample=False)
+        ok = viewer.compare_with(gen, name=f"generated ({self.grow.model})", resample=False, a=real,
+                                 a_name=f"{self.user_volume_label or 'seed'} (real continuation)")
         if ok:
             self.mw.tabs.setCurrentWidget(viewer)
         return ok

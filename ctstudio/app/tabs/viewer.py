@@ -193,18 +193,21 @@ class Tab(QWidget):
         box.button(QMessageBox.StandardButton.No).setText("Cancel")
         return box.exec() == QMessageBox.StandardButton.Yes
 
-    def compare_with(self, b: Volume, name: str = "B", resample: bool | None = None) -> bool:
-        """Enter compare mode with the current volume as A. ``resample=None`` asks when shapes differ."""
+    def compare_with(self, b: Volume, name: str = "B", resample: bool | None = None, a: Volume | None = None,
+                     a_name: str | None = None) -> bool:
+        """Enter compare mode with ``a`` (default: the current volume) as A. ``resample=None`` asks when shapes
+        differ. A tab comparing two volumes of its own (real | generated) passes both; the current volume stays."""
         from ctstudio.app.widgets.compare import shape_mismatch_message
 
-        a = self.volume
+        a = self.volume if a is None else a
         if a is None:
             self.mw.show_error("Compare", "Open a volume first; it becomes A.")
             return False
         if a.shape != b.shape and resample is None:
             resample = self.ask_resample(shape_mismatch_message(a, b, "A", name))
         try:
-            text = self.compare.set_volumes(a, b, resample=bool(resample), names=(self.mw.volume_label or "A", name))
+            text = self.compare.set_volumes(a, b, resample=bool(resample),
+                                            names=(a_name or self.mw.volume_label or "A", name))
         except CTStudioError as exc:
             self.mw.show_error("Cannot compare", str(exc))
             return False
