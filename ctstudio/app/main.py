@@ -14,6 +14,14 @@ def run_app(path: str | None = None, series_uid: str | None = None) -> int:
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName("ctstudio")
     app.setOrganizationName("ctstudio")
+    app.setDesktopFileName("org.ctstudio.ctstudio")  # the taskbar matches packaging's .desktop entry
+    from pathlib import Path
+
+    from PySide6.QtGui import QIcon
+
+    icon = Path(__file__).resolve().parents[2] / "resources" / "icons" / "ctstudio.png"  # as checkpoints finds models
+    if icon.is_file():
+        app.setWindowIcon(QIcon(str(icon)))
     pg.setConfigOptions(antialias=False, imageAxisOrder="row-major")
     window = MainWindow()
     window.show()

@@ -119,7 +119,12 @@ class MainWindow(QMainWindow):
         fm.addAction("&Quit", QKeySequence.StandardKey.Quit, self.close)
 
     def _build_tabs(self) -> None:
+        from ctstudio.app.capabilities import MODEL_TABS, has_models, no_models_tab
+
         for order, title, mod, error in discover_tabs():
+            if title in MODEL_TABS and not has_models():  # the reader-only build: say so, plainly
+                self.tabs.addTab(no_models_tab(title), title)
+                continue
             if mod is not None:
                 try:
                     widget = mod.Tab(self)

@@ -40,3 +40,19 @@ def test_new_tab_module_is_discovered_and_broken_one_is_reported(qtbot, settings
     finally:
         for name in ("ctstudio.app.tabs.zz_extra", "ctstudio.app.tabs.zz_broken"):
             sys.modules.pop(name, None)
+
+
+def test_a_build_without_models_says_so_in_every_model_tab(qtbot, settings, monkeypatch):
+    """The reader-only bundle has no torch: the model tabs say plainly that this build has no models."""
+    from ctstudio.app import capabilities
+    from ctstudio.app.main_window import MainWindow
+
+    monkeypatch.setattr(capabilities, "has_models", lambda: False)
+    mw = MainWindow(settings)
+    qtbot.addWidget(mw)
+    titles = [mw.tabs.tabText(i) for i in range(mw.tabs.count())]
+    for title in ("Generate", "Convert", "Calibrate", "Train"):
+        page = mw.tabs.widget(titles.index(title))
+        texts = " ".join(w.text() for w in page.findChildren(type(mw.volume_info)))
+        assert "reader-only build" in texts and "no models" in texts, title
+    assert mw.tab("Study") is not None and mw.tab("Viewer") is not None
