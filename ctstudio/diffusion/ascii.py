@@ -25,7 +25,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from ctstudio.diffusion.samplers import DEFAULT_STEPS, default_options, get_sampler, network_calls, sigmas_for
+from ctstudio.diffusion.samplers import (DEFAULT_STEPS, default_options, default_sampler, get_sampler, network_calls,
+                                         sigmas_for)
 from ctstudio.errors import InputError
 from ctstudio.imaging.intensity import hu_to_model, model_to_hu
 from ctstudio.imaging.slices import inferior_step, resize_slices
@@ -40,7 +41,7 @@ class ASCIIRequest:
     n_slices: int
     seed_volume: Volume | None = None
     seed_slice: int | None = None
-    sampler: str = "heun"
+    sampler: str | None = None  # None: the default for the condition mode (samplers.default_sampler)
     steps: int | None = None
     seed: int = 0
     churn: float | None = None  # None: the sampler's default (samplers.default_options)
@@ -74,13 +75,15 @@ class ASCIIResult:
     seconds: float
     steps: int
     options: dict  # the sampler options actually used (defaults + request), for the provenance
+    sampler: str  # the sampler actually used
     network_calls: int
     state: ASCIIState | None = None  # after the last slice: continue from here
     first: int = 0  # the index (generation order) of the first slice here: > 0 for a continued run
 
 
-def sampler_options(req: ASCIIRequest, meta: dict) -> dict:
-    """The sampler options a run of ``req`` uses: the sampler's defaults for the condition mode, then the request's."""
+def resolve_sampler(req: ASCIIRequest, meta: dict) -> tuple[str, dict]:
+    """The sampler a run of ``req`` uses (the request's, else the default for its condition mode) and its options:
+    the sampler's defaults for the condition mode, then the request's."""
     conditional = bool(meta.get("conditional"))
     condition = req.condition or req.options.get("condition") or ("clean" if conditional else "noised")
     if condition not in ("clean", "noised"):
@@ -88,11 +91,12 @@ def sampler_options(req: ASCIIRequest, meta: dict) -> dict:
     if condition == "clean" and not conditional:
         raise InputError(f"the model {meta.get('name')!r} was not trained to take the prior slices clean "
                          "(cond_prob 0)", hint="use --condition noised (the paper's inpainting)")
-    opts = {**default_options(req.sampler, condition), **req.options, "condition": condition}
+    name = req.sampler or default_sampler(condition)
+    opts = {**default_options(name, condition), **req.options, "condition": condition}
     for key in ("churn", "snr", "n_corrector"):
-        if getattr(req, key) is not None and (key != "churn" or req.sampler == "heun"):
+        if getattr(req, key) is not None and (key != "churn" or name == "heun"):
             opts[key] = getattr(req, key)
-    return opts
+    return name, opts
 
 
 def _seed_slices(req: ASCIIRequest, k: int, size: int) -> tuple[np.ndarray, dict]:
@@ -131,12 +135,12 @@ def ascii_slices(model, sde, meta: dict, req: ASCIIRequest, cancel=None,
     size = int(meta["config"]["image_size"])
     if req.n_slices < 1:
         raise InputError("--slices must be at least 1")
-    sampler = get_sampler(req.sampler)
-    steps = int(req.steps or DEFAULT_STEPS[req.sampler])
+    name, opts = resolve_sampler(req, meta)
+    sampler = get_sampler(name)
+    steps = int(req.steps or DEFAULT_STEPS[name])
     if steps < 1:
         raise InputError(f"the sampler needs at least 1 step, not {steps}")
-    sigmas = sigmas_for(req.sampler, sde, steps, device=device)
-    opts = sampler_options(req, meta)
+    sigmas = sigmas_for(name, sde, steps, device=device)
     seeds_hu, geom = _seed_slices(req, k, size)
     window = [s for s in seeds_hu]  # HU, generation order
     g = torch.Generator(device=device).manual_seed(int(req.seed))
@@ -176,8 +180,8 @@ def ascii_slices(model, sde, meta: dict, req: ASCIIRequest, cancel=None,
         calls += nfe["n"]
         state = ASCIIState(tuple(window[-(k - 1):]), g.get_state(), j + 1)
         yield progress.event("slice", j - first + 1, index=j, slice_hu=new_hu, slice_seconds=time.perf_counter() - t0,
-                             nfe=nfe["n"] or network_calls(req.sampler, steps, opts.get("n_corrector")), state=state)
-    return ASCIIResult(np.stack(out), geom, progress.seconds, steps, opts, calls, state, first)
+                             nfe=nfe["n"] or network_calls(name, steps, opts.get("n_corrector")), state=state)
+    return ASCIIResult(np.stack(out), geom, progress.seconds, steps, opts, name, calls, state, first)
 
 
 def target_index(geom: dict, j: int) -> int | None:
@@ -197,7 +201,7 @@ def assemble_volume(result: ASCIIResult, meta: dict, req: ASCIIRequest) -> Volum
     calibrator_name = getattr(req.calibrator, "name", None) if req.calibrator is not None else None
     n = len(slices_hu)
     params = {
-        "sampler": req.sampler, "steps": steps, "seed": req.seed, "k": int(meta["k"]), "n_slices": n,
+        "sampler": result.sampler, "steps": steps, "seed": req.seed, "k": int(meta["k"]), "n_slices": n,
         "icnet": calibrator_name is not None, "icnet_model": calibrator_name, "direction": "inferior",
         "sampler_options": dict(result.options), "network_calls": result.network_calls,
         "seed_slice": geom.get("seed_index"), "seconds": round(seconds, 2), "first_slice": j0,
@@ -225,7 +229,7 @@ def assemble_volume(result: ASCIIResult, meta: dict, req: ASCIIRequest) -> Volum
     prov = Provenance(source_files=sources, model=meta["name"], model_version=model_version(meta),
                       parameters=params,
                       steps=(f"ASCII(K={meta['k']}) generation of {n} slices"
-                             f"{f' (continuing after {j0})' if j0 else ''}, {req.sampler} {steps} steps, "
+                             f"{f' (continuing after {j0})' if j0 else ''}, {result.sampler} {steps} steps, "
                              f"seed {req.seed}, IC-Net {'on' if calibrator_name else 'off'}",))
     from ctstudio.volume import Metadata
 

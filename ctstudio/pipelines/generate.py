@@ -27,7 +27,7 @@ class GenerateRequest:
     seed_volume: Volume | None = field(default=None, compare=False)
     seed_slice: int | None = None  # continue below this slice (None: the last); needs seed_volume
     k: int | None = None  # if given, must match the model
-    sampler: str = "heun"
+    sampler: str | None = None  # None: the default for the condition mode (dpmpp_2m with clean prior slices)
     steps: int | None = None
     condition: str | None = None  # "clean" / "noised"; None: the model's best
     churn: float | None = None
@@ -77,7 +77,7 @@ def generate(req: GenerateRequest, cancel=None) -> Generator[dict, None, Volume]
     if note:
         notes.append(note)
     check_cancel(cancel, "generation cancelled before the first slice")
-    options = {"corrector_smax": req.corrector_smax} if req.corrector_smax is not None and req.sampler == "heun" \
+    options = {"corrector_smax": req.corrector_smax} if req.corrector_smax is not None and req.sampler != "pc" \
         else {}
     areq = ASCIIRequest(n_slices=req.n_slices, seed_volume=req.seed_volume, seed_slice=req.seed_slice,
                         sampler=req.sampler, steps=req.steps, seed=req.seed, churn=req.churn, snr=req.snr,

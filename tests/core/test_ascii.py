@@ -126,10 +126,13 @@ def test_a_conditional_model_defaults_to_clean_prior_slices(tmp_path):
     model.forward = lambda x, sigma, clean=None: (seen.append(clean), orig(x, sigma, clean))[1]
     req = ASCIIRequest(n_slices=1, steps=3)
     vol = generate_volume(model, sde, meta, req)
-    assert all(c is not None and c[0].tolist() == [1.0, 0.0] for c in seen) and len(seen) == 5
+    # the default with clean prior slices: DPM-Solver++(2M), one network call per step
+    assert all(c is not None and c[0].tolist() == [1.0, 0.0] for c in seen) and len(seen) == 3
     assert vol.provenance.parameters["sampler_options"]["condition"] == "clean"
+    assert vol.provenance.parameters["sampler"] == "dpmpp_2m"
     noised = generate_volume(model, sde, meta, ASCIIRequest(n_slices=1, steps=3, condition="noised"))
     assert noised.provenance.parameters["sampler_options"]["condition"] == "noised"
+    assert noised.provenance.parameters["sampler"] == "heun"  # the default for the paper's inpainting
 
 
 def test_cancel_between_slices(tiny_model):

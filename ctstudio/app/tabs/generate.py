@@ -42,18 +42,18 @@ TITLE = "Generate"
 ORDER = 20
 
 #: how the samplers are named in the window (a sampler without a label here is listed by its name)
-SAMPLER_LABELS = {"heun": "Heun (fast default)", "pc": "predictor-corrector (paper)",
-                  "dpmpp_2m": "DPM-Solver++(2M) (fast)"}
+SAMPLER_LABELS = {"dpmpp_2m": "DPM-Solver++(2M), 12 calls (fast default)", "heun": "Heun (for noised inpainting)",
+                  "pc": "predictor-corrector (paper, slow)"}
 #: the colour of the generated range in the views
 MARK_COLOUR = "#ff8c1a"
 
 
 def sampler_choices_job(*, cancel=None):
     """(sampler names, default steps) from :mod:`ctstudio.diffusion.samplers` (imports torch: run in a worker)."""
-    from ctstudio.diffusion.samplers import DEFAULT_STEPS, SAMPLERS
+    from ctstudio.diffusion.samplers import DEFAULT_STEPS, SAMPLERS, default_sampler
 
     yield Progress("samplers", 1, "probe").event("start")
-    return list(SAMPLERS), dict(DEFAULT_STEPS)
+    return list(SAMPLERS), dict(DEFAULT_STEPS), default_sampler("clean")
 
 
 def generate_job(req, threads: int | None = None, *, cancel=None):
@@ -160,6 +160,7 @@ class Tab(QWidget):
         super().__init__(main_window)
         self.mw = main_window
         self.samplers: list[str] = []
+        self.default_sampler = "dpmpp_2m"  # until the sampler list is read (in a worker: it imports torch)
         self.default_steps: dict[str, int] = {}
         self.grow: GrowingVolume | None = None
         self.request = None  # the GenerateRequest of the run (the first part)
@@ -362,13 +363,13 @@ class Tab(QWidget):
 
     # -- choices --------------------------------------------------------------------------------------------
     def _samplers_listed(self, result) -> None:
-        names, defaults = result
+        names, defaults, self.default_sampler = result
         self.samplers, self.default_steps = list(names), dict(defaults)
         self.sampler_combo.blockSignals(True)
         self.sampler_combo.clear()
         for n in names:
             self.sampler_combo.addItem(SAMPLER_LABELS.get(n, n), n)
-        self.sampler_combo.setCurrentIndex(max(0, self.sampler_combo.findData("heun")))
+        self.sampler_combo.setCurrentIndex(max(0, self.sampler_combo.findData(self.default_sampler)))
         self.sampler_combo.blockSignals(False)
         self.sampler_combo.setEnabled(True)
         self._sampler_changed()
@@ -379,7 +380,7 @@ class Tab(QWidget):
             self.steps.setValue(int(self.default_steps[name]))
 
     def sampler(self) -> str:
-        return self.sampler_combo.currentData() or "heun"
+        return self.sampler_combo.currentData() or self.default_sampler
 
     def set_sampler(self, name: str, steps: int | None = None) -> None:
         i = self.sampler_combo.findData(name)
