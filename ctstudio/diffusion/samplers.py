@@ -84,6 +84,16 @@ def _sigma_batch(x, sigma: float) -> torch.Tensor:
     return torch.full((x.shape[0],), float(sigma), device=x.device, dtype=torch.float32)
 
 
+def _start(model, x, sigmas, known, mask, generator, fixed_noise: bool, condition: str, clip_denoised: bool = False):
+    """What every sampler starts with: the inpainting, the model as it sees the known part, the denoiser (clamped to
+    the data range with ``clip_denoised``), the noise levels as floats and the start re-imposed at the first."""
+    imp = _Inpaint(known, mask, generator, fixed_noise, condition)
+    model = imp.denoiser(model)
+    den = (lambda a, sg: model(a, sg).clamp(-1.0, 1.0)) if clip_denoised else model
+    sig = [float(s) for s in sigmas]
+    return imp, model, den, sig, imp(x, sig[0])
+
+
 @torch.no_grad()
 def sample_heun(model, x, sigmas, known=None, mask=None, callback=None, cancel=None, generator=None,
                 churn: float = 0.0, s_tmin: float = 0.0, s_tmax: float = float("inf"), s_noise: float = 1.0,
@@ -91,12 +101,8 @@ def sample_heun(model, x, sigmas, known=None, mask=None, callback=None, cancel=N
                 corrector_smax: float = float("inf"), clip_denoised: bool = False, condition: str = "noised"):
     """``corrector_smax``: Langevin corrections only at levels <= this (fine detail, not layout);
     ``clip_denoised``: clamp the denoised estimate to the data range [-1, 1] before each Euler/Heun step."""
-    imp = _Inpaint(known, mask, generator, fixed_noise, condition)
-    model = imp.denoiser(model)
-    den = (lambda a, sg: model(a, sg).clamp(-1.0, 1.0)) if clip_denoised else model
-    sig = [float(s) for s in sigmas]
+    imp, model, den, sig, x = _start(model, x, sigmas, known, mask, generator, fixed_noise, condition, clip_denoised)
     n = len(sig) - 1
-    x = imp(x, sig[0])
     nfe = 0
     progress = Progress("sample", n, "step", callback)
     for i in range(n):
@@ -147,22 +153,16 @@ def _langevin(model, x, s, snr, generator, imp):
 @torch.no_grad()
 def sample_pc(model, x, sigmas, known=None, mask=None, callback=None, cancel=None, generator=None,
               snr: float = 0.16, n_corrector: int = 1, fixed_noise: bool = False, condition: str = "noised"):
-    imp = _Inpaint(known, mask, generator, fixed_noise, condition)
-    model = imp.denoiser(model)
-    sig = [float(s) for s in sigmas]
+    imp, model, _, sig, x = _start(model, x, sigmas, known, mask, generator, fixed_noise, condition)
     n = len(sig) - 1
-    x = imp(x, sig[0])
     nfe = 0
     progress = Progress("sample", n, "step", callback)
     for i in range(n):
         check_cancel(cancel, f"sampling stopped at step {i} of {n}")
         s, s_next = sig[i], sig[i + 1]
         # corrector: Langevin MCMC at the current level
-        for _ in range(n_corrector):
-            x = _langevin(model, x, s, snr, generator, imp)
-            nfe += 1
-            check_cancel(cancel, f"sampling stopped at step {i} of {n}")
-            x = imp(x, s)
+        x, nfe = _correct(model, x, s, n_corrector, snr, generator, imp, cancel, nfe,
+                          f"sampling stopped at step {i} of {n}")
         # predictor: reverse diffusion from s to s_next
         denoised = model(x, _sigma_batch(x, s))
         nfe += 1
@@ -193,12 +193,8 @@ def sample_dpmpp_2m(model, x, sigmas, known=None, mask=None, callback=None, canc
     levels ``<= corrector_smax``) work as in :func:`sample_heun`; on the default path no noise is drawn, so
     ``generator`` is used only by noised inpainting and corrections.
     """
-    imp = _Inpaint(known, mask, generator, fixed_noise, condition)
-    model = imp.denoiser(model)
-    den = (lambda a, sg: model(a, sg).clamp(-1.0, 1.0)) if clip_denoised else model
-    sig = [float(s) for s in sigmas]
+    imp, model, den, sig, x = _start(model, x, sigmas, known, mask, generator, fixed_noise, condition, clip_denoised)
     n = len(sig) - 1
-    x = imp(x, sig[0])
     nfe = 0
     old_denoised, h_last = None, None
     progress = Progress("sample", n, "step", callback)
