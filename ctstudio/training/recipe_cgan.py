@@ -227,19 +227,25 @@ class CGANRecipe(Recipe):
             slab = slab[:, y0:y0 + c.eval_crop, x0:x0 + c.eval_crop]
         return slab
 
+    def _restore_heldout(self, clean: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(degraded, restored)`` of a held-back clean volume: the same degradation seed every time, the
+        generator in eval mode for the pass (and back to its mode after)."""
+        c = self.config
+        cond = cgan.degrade(clean, c.degradation, np.random.default_rng(1234))
+        training = self.G.training
+        self.G.eval()
+        try:
+            return cond, self.model().run_volume(cond, overlap=c.eval_overlap)
+        finally:
+            self.G.train(training)
+
     def evaluate(self) -> dict:
         """PSNR/SSIM vs the clean held-back CT: model output and the degraded input (the baseline)."""
         c = self.config
         if c.holdout <= 0:
             return {}
         clean = self.heldout()
-        cond = cgan.degrade(clean, c.degradation, np.random.default_rng(1234))
-        training = self.G.training
-        self.G.eval()
-        try:
-            out = self.model().run_volume(cond, overlap=c.eval_overlap)
-        finally:
-            self.G.train(training)
+        cond, out = self._restore_heldout(clean)
         out = np.rint(np.clip(out, c.hu_lower, c.hu_upper))
         rows = [
             {"method": f"degraded input ({c.task})", "psnr": round(psnr(clean, cond), 3),
@@ -268,13 +274,7 @@ class CGANRecipe(Recipe):
         size = max(c.block, min(self.PREVIEW_SIZE, h, w))
         y0, x0 = max(0, (h - size) // 2), max(0, (w - size) // 2)
         clean = clean[:, y0:y0 + size, x0:x0 + size]
-        cond = cgan.degrade(clean, c.degradation, np.random.default_rng(1234))
-        training = self.G.training
-        self.G.eval()
-        try:
-            out = self.model().run_volume(cond, overlap=c.eval_overlap)
-        finally:
-            self.G.train(training)
+        cond, out = self._restore_heldout(clean)
         z = len(clean) // 2
         return np.stack([cond[z], np.clip(out[z], c.hu_lower, c.hu_upper), clean[z]]).astype(np.float32)
 
