@@ -78,18 +78,9 @@ def _offscreen(image_data, size=(128, 128)):
 
 
 def _grab(rw) -> np.ndarray:
-    from vtkmodules.util import numpy_support
-    from vtkmodules.vtkRenderingCore import vtkWindowToImageFilter
+    from ctstudio.app.widgets.volume3d import grab_render_window
 
-    rw.Render()
-    grab = vtkWindowToImageFilter()
-    grab.SetInput(rw)
-    grab.SetInputBufferTypeToRGB()
-    grab.ReadFrontBufferOff()
-    grab.Update()
-    out = grab.GetOutput()
-    w, h, _ = out.GetDimensions()
-    return numpy_support.vtk_to_numpy(out.GetPointData().GetScalars()).reshape(h, w, -1)[::-1].copy()
+    return grab_render_window(rw)
 
 
 def _camera(ren) -> tuple:

@@ -161,17 +161,11 @@ def anterior_camera(ren) -> None:
         cam.Zoom(min(4.0, max(0.5, 2.0 * radius / need)))
 
 
-def render_to_array(volume: Volume | DisplayVolume, preset: str = "bone", size=(256, 256), max_dim: int = 128) -> np.ndarray:
-    """Render offscreen (EGL/OSMesa, no window) and return the RGB image as (h, w, 3) uint8."""
+def grab_render_window(rw) -> np.ndarray:
+    """Render ``rw`` and return its RGB image as (h, w, 3) uint8, top row first."""
     _, rc = _vtk()
     from vtkmodules.util import numpy_support
 
-    ren, _, _ = build_renderer(make_image_data(volume, max_dim=max_dim), preset)
-    rw = rc.vtkRenderWindow()
-    rw.SetOffScreenRendering(1)
-    rw.SetSize(*size)
-    rw.AddRenderer(ren)
-    anterior_camera(ren)
     rw.Render()
     grab = rc.vtkWindowToImageFilter()
     grab.SetInput(rw)
@@ -180,7 +174,19 @@ def render_to_array(volume: Volume | DisplayVolume, preset: str = "bone", size=(
     grab.Update()
     out = grab.GetOutput()
     w, h, _ = out.GetDimensions()
-    arr = numpy_support.vtk_to_numpy(out.GetPointData().GetScalars()).reshape(h, w, -1)[::-1].copy()
+    return numpy_support.vtk_to_numpy(out.GetPointData().GetScalars()).reshape(h, w, -1)[::-1].copy()
+
+
+def render_to_array(volume: Volume | DisplayVolume, preset: str = "bone", size=(256, 256), max_dim: int = 128) -> np.ndarray:
+    """Render offscreen (EGL/OSMesa, no window) and return the RGB image as (h, w, 3) uint8."""
+    _, rc = _vtk()
+    ren, _, _ = build_renderer(make_image_data(volume, max_dim=max_dim), preset)
+    rw = rc.vtkRenderWindow()
+    rw.SetOffScreenRendering(1)
+    rw.SetSize(*size)
+    rw.AddRenderer(ren)
+    anterior_camera(ren)
+    arr = grab_render_window(rw)
     rw.Finalize()
     return arr[..., :3]
 
