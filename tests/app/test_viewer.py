@@ -327,6 +327,50 @@ def test_compare_volume_with_itself_is_zero_everywhere(qtbot, phantom_in_window)
     assert np.allclose(np.diff(ra, axis=1), np.diff(rb, axis=1), rtol=0.05)  # same zoom
 
 
+def assert_same_scale_and_centre(compare) -> None:
+    """A, B and A - B draw the image at one scale (screen pixels per mm, within 1 %), about one centre (mm),
+    and the image item itself has the same size on screen in all three."""
+    scales = compare.pixel_scales()
+    ref = scales["A"]
+    assert all(abs(s / ref - 1) < 0.01 for s in scales.values()), scales
+    centres = np.array([np.mean(v.vb.viewRange(), axis=1) for v in compare.views.values()])
+    assert np.allclose(centres, centres[0], atol=0.5), centres  # mm
+    widths = [v.image.sceneBoundingRect().width() for v in compare.views.values()]
+    assert max(widths) / min(widths) < 1.01, widths
+
+
+def test_compare_views_share_one_scale_beside_the_colour_bar(qtbot, phantom_in_window):
+    """The difference view is narrower (its colour bar) and its bar's axis grows after the first paint: the
+    image must still be drawn at the size and place it has in A and B (it was drawn smaller)."""
+    mw, vol = phantom_in_window
+    v = viewer(mw)
+    assert v.compare_with(vol.with_array((vol.array - 5).astype(np.int16)), name="minus5")
+    qtbot.wait(50)
+    c = v.compare
+    assert c.view_diff.vb.width() < c.view_a.vb.width() - 20  # the bar takes width: the case that went wrong
+    assert_same_scale_and_centre(c)
+    fitted = c.pixel_scales()["A"]
+    rows, cols = c.view_a.display.plane_shape("axial")
+    rmm, cmm = c.view_a.display.pixel_mm("axial")
+    assert cols * cmm * fitted <= c.view_diff.vb.width() + 1  # the whole image fits the narrowest view
+    c.view_diff.colorbar.axis.setWidth(c.view_diff.colorbar.axis.width() + 40)  # wider tick labels
+    qtbot.wait(50)
+    assert_same_scale_and_centre(c)
+    assert cols * cmm * c.pixel_scales()["A"] <= c.view_diff.vb.width() + 1  # refitted, not cut off
+    c.view_b.zoom(2.0)
+    qtbot.wait(20)
+    assert_same_scale_and_centre(c)
+    mw.resize(1000, 800)
+    qtbot.wait(50)
+    assert_same_scale_and_centre(c)
+    for plane in ("coronal", "sagittal"):
+        c.set_plane(plane)
+        qtbot.wait(20)
+        assert_same_scale_and_centre(c)
+    qtbot.keyClick(c.view_diff, Qt.Key.Key_Home)  # Home in one view
+    assert_same_scale_and_centre(c)
+
+
 def test_compare_difference_values_and_shape_mismatch(qtbot, phantom_in_window):
     mw, vol = phantom_in_window
     v = viewer(mw)
