@@ -18,7 +18,7 @@ from ctstudio.io.dicom.header import read_header_fast, read_header_pydicom
 from ctstudio.io.api import inspect_path
 from ctstudio.volume import Metadata, Provenance, Volume
 
-from test_io_helpers import SHAPE, edit, positions, tilted_series, tiny_volume, write_series
+from test_io_helpers import SHAPE, edit, positions, tilted_series, tiny_volume, uneven_series, write_series
 
 
 def rotation(ax: float, ay: float, az: float) -> np.ndarray:
@@ -173,11 +173,7 @@ def test_gantry_tilt_resampled_onto_an_axial_grid(tmp_path):
 
 def test_nonuniform_spacing_reported_or_resampled(tmp_path):
     vol = tiny_volume()
-    files = write_series(tmp_path / "n", vol)
-    z = positions(files)
-    z[4:, 2] += 0.8  # one step of 2.8 mm among 2.0 mm steps
-    for f, p in zip(files, z):
-        edit(f, ImagePositionPatient=[f"{v:.6f}" for v in p])
+    uneven_series(tmp_path / "n", vol)  # one step of 2.8 mm among 2.0 mm steps
     with pytest.raises(GeometryError, match="non-uniform slice spacing") as exc:
         read_volume(tmp_path / "n")
     assert "2.8" in str(exc.value)

@@ -44,6 +44,16 @@ def positions(files) -> np.ndarray:
                      for f in files])
 
 
+def uneven_series(folder: Path, vol: Volume) -> list[Path]:
+    """``vol`` written as a series whose slice steps are 2.0 mm but for one of 2.8 mm (slices 4 on moved 0.8 mm)."""
+    files = write_series(folder, vol)
+    z = positions(files)
+    z[4:, 2] += 0.8
+    for f, p in zip(files, z):
+        edit(f, ImagePositionPatient=[f"{v:.6f}" for v in p])
+    return files
+
+
 def tilted_series(folder: Path, tilt_deg: float):
     """An axial-table series with the gantry tilted: IOP columns tilted, positions stepping along z.
 

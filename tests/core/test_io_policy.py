@@ -13,7 +13,7 @@ import pytest
 from ctstudio.errors import GeometryError, InputError, SeriesError
 from ctstudio.io import POLICY_CHOICES, ReadPolicy, inspect_path, read_volume, write_volume
 
-from test_io_helpers import edit, positions, tilted_series, tiny_volume, write_series
+from test_io_helpers import edit, positions, tilted_series, tiny_volume, uneven_series, write_series
 
 PYTHON_SPELLING = re.compile(r"\b\w+=|'resample'|'report'|nonuniform")
 
@@ -63,11 +63,7 @@ def test_tilted_series_opened_as_acquired_keeps_the_slices(tmp_path):
 
 def test_uneven_series_opened_as_acquired_keeps_the_slices(tmp_path):
     vol = tiny_volume()
-    files = write_series(tmp_path / "n", vol)
-    z = positions(files)
-    z[4:, 2] += 0.8  # one step of 2.8 mm among 2.0 mm steps
-    for f, p in zip(files, z):
-        edit(f, ImagePositionPatient=[f"{v:.6f}" for v in p])
+    uneven_series(tmp_path / "n", vol)  # one step of 2.8 mm among 2.0 mm steps
     back = read_volume(tmp_path / "n", spacing="as-acquired")
     assert np.array_equal(back.array, vol.array)
     assert back.spacing[2] == pytest.approx(2.0)  # the median step
