@@ -6,7 +6,6 @@ Computes the papers' metrics between real and generated volumes and writes ``DIR
 
 from __future__ import annotations
 
-import json
 import sys
 
 NAME = "evaluate"

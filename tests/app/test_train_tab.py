@@ -4,7 +4,6 @@ continue, SIGKILL and continue -- the losses after the kill equal an uninterrupt
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import numpy as np

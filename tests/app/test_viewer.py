@@ -3,7 +3,6 @@ compare, error dialogs, settings, drag and drop, DICOM series chooser, save as."
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
 import pytest

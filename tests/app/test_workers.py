@@ -106,7 +106,7 @@ def test_late_result_of_an_older_request_is_dropped(qtbot):
     newer request starts: that late result must not be delivered."""
     results = []
     returned_in_thread = threading.Event()
-    old = start_worker(value_job, "old", 0.0, returned_in_thread, kind="open", on_result=results.append)
+    start_worker(value_job, "old", 0.0, returned_in_thread, kind="open", on_result=results.append)
     assert returned_in_thread.wait(10)
     time.sleep(0.1)  # the returned signal is emitted and queued; no event processed yet
     new = start_worker(value_job, "new", 0.2, kind="open", on_result=results.append)

@@ -15,7 +15,7 @@ import time
 
 def main() -> int:
     settings_path = sys.argv[1]
-    from PySide6.QtCore import QSettings, Qt
+    from PySide6.QtCore import QSettings
     from PySide6.QtGui import QGuiApplication
     from PySide6.QtTest import QTest
     from PySide6.QtWidgets import QApplication

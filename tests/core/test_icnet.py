@@ -2,7 +2,6 @@
 
 import numpy as np
 import pytest
-import torch
 
 from ctstudio.diffusion.calibrate import ICNetCalibrator, calibrate_volume, histogram_match
 from ctstudio.imaging.intensity import intensity_drift as intensity_shift

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import shutil
-from pathlib import Path
 
 import numpy as np
 import pydicom
@@ -18,7 +17,7 @@ from ctstudio.io.dicom.header import read_header_fast, read_header_pydicom
 from ctstudio.io.api import inspect_path
 from ctstudio.volume import Metadata, Provenance, Volume
 
-from test_io_helpers import SHAPE, edit, positions, tilted_series, tiny_volume, uneven_series, write_series
+from test_io_helpers import SHAPE, edit, tilted_series, tiny_volume, uneven_series, write_series
 
 
 def rotation(ax: float, ay: float, az: float) -> np.ndarray:

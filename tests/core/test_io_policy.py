@@ -13,7 +13,7 @@ import pytest
 from ctstudio.errors import GeometryError, InputError, SeriesError
 from ctstudio.io import POLICY_CHOICES, ReadPolicy, inspect_path, read_volume, write_volume
 
-from test_io_helpers import edit, positions, tilted_series, tiny_volume, uneven_series, write_series
+from test_io_helpers import tilted_series, tiny_volume, uneven_series, write_series
 
 PYTHON_SPELLING = re.compile(r"\b\w+=|'resample'|'report'|nonuniform")
 
