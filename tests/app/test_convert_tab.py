@@ -192,3 +192,118 @@ def test_save_refuses_the_source_and_asks_before_overwriting(qtbot, main_window,
     np.testing.assert_array_equal(read_volume(new).array, t.result.volume.array)
     side = json.loads((tmp_path / "converted.provenance.json").read_text())
     assert side["synthetic"] is True and side["provenance"]["model"] == KERNEL_MODEL
+
+
+def _block_event(done, total, starts, block):
+    return {"job": "convert", "stage": "block", "done": done, "total": total, "unit": "block", "seconds": 0.1,
+            "eta": 1.0, "blocks": starts, "block": block}
+
+
+def test_running_conversion_outlines_its_finished_part_a_few_times_a_second(qtbot, main_window, tab, phantom_pair):
+    """While a run goes, the compare view shows the input with the finished blocks (or slices) outlined; a
+    stream of events redraws it at most LIVE_HZ times a second. Reference: the union of the reported boxes,
+    built here by hand."""
+    from ctstudio.app.tabs.convert import LIVE_HZ
+
+    mw, t = main_window, tab
+    vol = phantom_pair["UB"]  # 4 x 96 x 96
+    _use(mw, vol, kernel="UB")
+    t._start_live(vol)
+    np.testing.assert_array_equal(t.compare.volume_b.array, vol.array)  # the input, until the result comes
+    starts = [(0, y, x) for y in (0, 32, 64) for x in (0, 32, 64)]
+    for i, s in enumerate(starts[:5]):  # five batches of one block, faster than a redraw
+        t._progress(_block_event(i + 1, 9, [s], 32))
+    assert t.region_redraws == 0  # nothing drawn per event
+    qtbot.waitUntil(lambda: t.region_redraws == 1, timeout=2000)
+    expect = np.zeros(vol.shape, bool)
+    for z, y, x in starts[:5]:
+        expect[z:z + 32, y:y + 32, x:x + 32] = True  # z: the crop has 4 slices, the block covers them all
+    np.testing.assert_array_equal(t.done_mask, expect)
+    rgba = t.compare.region_image("B")
+    assert rgba is not None and rgba.shape[:2] == (96, 96)
+    assert int((rgba[..., 3] > 0).sum()) == 5 * 32 * 32  # tinted exactly where the finished blocks are
+    assert int((rgba[..., 3] == 255).sum()) > 0  # with an outline
+    # a steady stream: 40 events over about a second give at most LIVE_HZ redraws a second (+1)
+    import time
+
+    t0, before = time.perf_counter(), t.region_redraws
+    for i in range(40):
+        t._progress(_block_event(5, 9, [starts[i % 9]], 32))
+        qtbot.wait(25)
+    elapsed = time.perf_counter() - t0
+    qtbot.wait(int(1000 / LIVE_HZ) + 50)
+    redraws = t.region_redraws - before
+    assert 1 <= redraws <= LIVE_HZ * (elapsed + 0.3) + 1, (redraws, elapsed)
+    assert t.done_mask.all()
+    # a kernel model's slice events mark whole slices
+    t._start_live(vol)
+    t._progress({"job": "convert", "stage": "slice", "done": 2, "total": 4, "unit": "slice", "seconds": 0.1,
+                 "eta": 0.1, "first": 0})
+    assert t.done_mask[:2].all() and not t.done_mask[2:].any()
+    t._stop_live()
+    assert t.compare.region_image("B") is None
+
+
+def test_real_run_outline_gives_way_to_the_result(qtbot, main_window, tab, phantom_pair):
+    mw, t = main_window, tab
+    _use(mw, phantom_pair["UB"], kernel="UB")
+    assert t.models.select(KERNEL_MODEL)
+    _run(qtbot, t)
+    assert t.result is not None, t.errors
+    assert t.done_mask.all()  # every slice was reported finished
+    assert t.compare.region_image("B") is None  # the outline is gone, the converted volume is shown
+    np.testing.assert_array_equal(t.compare.volume_b.array, t.result.volume.array)
+
+
+def test_tab_metrics_equal_the_convert_command(qtbot, main_window, tab, phantom_pair, tmp_path, capsys):
+    """`ctstudio convert --reference` (the real command, in-process) prints the PSNR / SSIM the tab shows."""
+    import re
+
+    from ctstudio.cli import main
+    from ctstudio.io import read_volume, write_volume
+
+    ub, ya = tmp_path / "ub.nii.gz", tmp_path / "ya.nii.gz"
+    write_volume(phantom_pair["UB"], ub)
+    write_volume(phantom_pair["YA"], ya)
+    mw, t = main_window, tab
+    _use(mw, read_volume(ub), path=str(ub))
+    assert t.models.select(KERNEL_MODEL)
+    t.target_combo.setCurrentText("YA")
+    t.set_reference(read_volume(ya), "ya.nii.gz", str(ya))
+    _run(qtbot, t)
+    assert t.result is not None and t.scores is not None, t.errors
+    capsys.readouterr()
+    assert main(["convert", str(ub), "--model", KERNEL_MODEL, "--target", "YA", "--reference", str(ya),
+                 "-o", str(tmp_path / "cli.nii.gz"), "--device", "cpu", "--quiet"]) == 0
+    out = capsys.readouterr().out
+    cli = {label: (float(p), float(s)) for label, p, s in
+           re.findall(r"(input|output) vs reference: PSNR ([-\d.]+) dB\s+SSIM ([-\d.]+)", out)}
+    assert set(cli) == {"input", "output"}, out
+    for label, key in (("output", "output"), ("input", "input")):
+        assert abs(t.scores[key]["psnr_db"] - cli[label][0]) <= 0.01
+        assert abs(t.scores[key]["ssim"] - cli[label][1]) <= 1e-4
+    # and the tab's label shows those numbers
+    assert f"PSNR {cli['output'][0]:.2f} dB" in t.metrics_label.text()
+
+
+def test_save_as_dicom_is_marked_synthetic(qtbot, main_window, tab, phantom_pair, tmp_path):
+    import pydicom
+
+    mw, t = main_window, tab
+    _use(mw, phantom_pair["UB"], kernel="UB")
+    assert t.models.select(KERNEL_MODEL)
+    _run(qtbot, t)
+    assert t.result is not None, t.errors
+    out = tmp_path / "converted_dicom"
+    worker = t.save(out, "dicom")
+    assert worker is not None
+    qtbot.waitUntil(lambda: t.progress_label.text().startswith("saved"), timeout=60000)
+    files = sorted(p for p in out.rglob("*") if p.is_file())
+    assert len(files) == 4, files
+    for f in files:
+        ds = pydicom.dcmread(f)
+        assert list(ds.ImageType)[:2] == ["DERIVED", "SECONDARY"]
+        assert ds.SyntheticData == "YES"
+    from ctstudio.io import read_volume
+
+    np.testing.assert_array_equal(read_volume(out).array, t.result.volume.array)  # the converted values

@@ -8,7 +8,10 @@ through :mod:`ctstudio.app.workers`:
   than the input's), a cGAN's task (fixed by the model), block overlap and "degrade first";
 * the input is the viewer's current volume; its kernel and scanner come from the DICOM header, and
   :func:`ctstudio.pipelines.model_fit.input_warnings` says when the model was not trained on them;
-* the run is off the UI thread with progress (slices or blocks, ETA) and Cancel (within one batch);
+* the run is off the UI thread with progress (slices or blocks, ETA) and Cancel (within one batch); while it
+  runs the compare view shows the input with the finished part (slices or blocks) tinted and outlined, redrawn at
+  most ``LIVE_HZ`` times a second. The pipeline reports where each batch went but not its values (the blended
+  blocks exist only at the end), so the region is outlined over the input rather than replaced;
 * the result opens in a :class:`~ctstudio.app.widgets.compare.CompareView`: source | converted | source -
   converted, synced slice, cursor, zoom and window;
 * an optional reference volume (the real target kernel) gives PSNR / SSIM over the volume and per slice, plotted
@@ -39,6 +42,8 @@ from ctstudio.volume import Volume
 
 TITLE = "Convert"
 ORDER = 30
+#: the most redraws a second of the finished region while a conversion runs
+LIVE_HZ = 4
 
 
 def format_eta(ev: dict) -> str:
@@ -82,6 +87,13 @@ class Tab(QWidget):
         self.source_path: str | None = None  # the file the converted volume came from
         self.source_label = ""
         self.degraded = False  # the last run degraded its input first (cGAN demonstration)
+        #: the finished part of the running conversion (bool, the input's shape), outlined in the compare view
+        self.done_mask: np.ndarray | None = None
+        self._mask_dirty = False
+        self.region_redraws = 0  # how often the outline was redrawn (coalesced: at most LIVE_HZ a second)
+        self._live_timer = QTimer(self)
+        self._live_timer.setInterval(int(1000 / LIVE_HZ))
+        self._live_timer.timeout.connect(self._flush_region)
 
         outer = QHBoxLayout(self)
         outer.setContentsMargins(4, 4, 4, 4)
@@ -334,6 +346,7 @@ class Tab(QWidget):
         self.source_label = self.mw.volume_label
         self.degraded = req.degrade
         self.last_event = None
+        self._start_live(req.volume)
         self.progress.setRange(0, 0)
         self.progress_label.setText(f"loading {Path(req.model).stem} ...")
         self.worker = start_worker(convert, req, kind="convert-tab", on_progress=self._progress,
@@ -341,6 +354,53 @@ class Tab(QWidget):
         self.worker.aborted.connect(self._aborted)
         self._update_buttons()
         return self.worker
+
+    # -- live view of a run ------------------------------------------------------------------------------
+    def _start_live(self, volume: Volume) -> None:
+        """Show the input in the compare view with the finished part outlined as the run goes.
+
+        The pipeline yields where each batch went (slice ``first``..``done``, or the blocks' starts and size),
+        not the converted values (the blended result exists only at the end), so the outline marks the
+        finished region over the input; the converted volume replaces it when the run ends."""
+        self.result = None
+        self.scores = None
+        self.metrics_label.setText("")
+        self.plot.hide()
+        self.done_mask = np.zeros(volume.shape, dtype=bool)
+        self._mask_dirty = False
+        self.region_redraws = 0
+        self.compare.set_volumes(volume, volume, names=("source", "converting: finished part outlined"))
+        self.compare.view_diff.title = "source - converted (at the end)"
+        self.compare.view_diff.refresh()
+        self.compare.state.set_cursor(self.compare.view_a.display.centre())
+        self.compare.set_region_mask(self.done_mask)
+        self._live_timer.start()
+
+    def _mark_done(self, ev: dict) -> None:
+        """Add the batch an event reports to the finished region (drawn by the timer, not here)."""
+        m = self.done_mask
+        if m is None:
+            return
+        if ev.get("stage") == "slice" and "first" in ev:
+            m[int(ev["first"]):int(ev["done"])] = True
+        elif ev.get("stage") == "block" and "blocks" in ev:
+            b = int(ev.get("block", 32))
+            for z, y, x in ev["blocks"]:
+                m[z:z + b, y:y + b, x:x + b] = True
+        else:
+            return
+        self._mask_dirty = True
+
+    def _flush_region(self) -> None:
+        if self._mask_dirty and self.done_mask is not None:
+            self._mask_dirty = False
+            self.region_redraws += 1
+            self.compare.set_region_mask(self.done_mask)
+
+    def _stop_live(self) -> None:
+        self._live_timer.stop()
+        self._mask_dirty = False
+        self.compare.set_region_mask(None)
 
     def cancel(self) -> None:
         if self.worker is not None:
@@ -350,6 +410,7 @@ class Tab(QWidget):
     def _progress(self, ev: dict) -> None:
         self.last_event = ev
         stage = ev.get("stage")
+        self._mark_done(ev)
         if stage == "start":
             if ev.get("kind") == "ggcl":
                 self.progress_label.setText(f"converting {ev.get('source_kernel') or 'unknown kernel'} -> "
@@ -367,6 +428,7 @@ class Tab(QWidget):
             self.progress_label.setText("PSNR / SSIM against the reference ...")
 
     def _done(self, result) -> None:
+        self._stop_live()
         self.result = result
         self.progress.setRange(0, 1)
         self.progress.setValue(1)
@@ -388,12 +450,16 @@ class Tab(QWidget):
         self.mw.status(result.description, 10000)
 
     def _failed(self, exc: BaseException) -> None:
+        self._stop_live()
         self.progress.setRange(0, 1)
         self.progress.setValue(0)
         self.progress_label.setText(f"failed: {exc}")
         self.mw.report_exception("Conversion failed", exc)
 
     def _aborted(self) -> None:
+        self._stop_live()
+        self.compare.view_b.title = "cancelled: nothing kept"
+        self.compare.view_b.refresh()
         self.progress.setRange(0, 1)
         self.progress.setValue(0)
         done = self.last_event
