@@ -2,11 +2,11 @@
 
 :func:`make_demo` writes
 
-* ``cases/real/headsq_real_{0..3}.nii.gz``: four 16-slice crops of the bundled real volume
-  ``resources/sample/headsq_hu.nii.gz`` (approximate HU, unchanged voxels), starting at slices 0, 17, 34, 51;
+* ``cases/real/headsq_real_{0..3}.nii.gz``: four 24-slice crops of the bundled real volume
+  ``resources/sample/headsq_hu.nii.gz`` (approximate HU, unchanged voxels), starting at slices 0, 22, 44, 66;
 * ``cases/synthetic/headsq_ascii_{0..3}.nii.gz``: **output of the bundled score model** (``score-k2-demo``,
   ASCII K = 2, with IC-Net calibration) made through :func:`ctstudio.pipelines.generate.generate`: each case
-  is 16 slices generated towards the feet from the two real slices just above real crop *i* (so it covers
+  is 24 slices generated towards the feet from the two real slices just above real crop *i* (so it covers
   the same anatomy), with the default sampler and a fixed seed (1000 + i). Beside each case a
   ``.provenance.json`` sidecar says which model (and version), sampler, seed and seed slice made it. The demo
   model was trained on this very volume (it has memorised much of it): the study shows the workflow, not a
@@ -36,8 +36,8 @@ from ctstudio.errors import InputError
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATES = ROOT / "resources" / "studies"
 SAMPLE = ROOT / "resources" / "sample" / "headsq_hu.nii.gz"
-CROP = 16
-STARTS = (0, 17, 34, 51)
+CROP = 24  # 36 mm: enough for the coronal and sagittal reformats to show continuity (16 slices was a strip)
+STARTS = (0, 22, 44, 66)
 SEED_BASE = 1000
 
 DEGRADED_NOTE = ("NOT model output: this build has no torch (a reader-only build), so the 'synthetic' pool is "

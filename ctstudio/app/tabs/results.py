@@ -97,6 +97,7 @@ class Tab(QWidget):
         lock_row.addWidget(self.unlock_button)
         lay.addLayout(lock_row)
         self.locked_reason: str | None = None
+        self._owner_unlocked_db: str | None = None
         self._temp_out: str | None = None
         split = QSplitter(Qt.Orientation.Vertical)
         top = QSplitter(Qt.Orientation.Horizontal)
@@ -141,6 +142,7 @@ class Tab(QWidget):
         """Hide every result until the study owner unlocks the tab (after a reader session, or while the
         database has unfinished sessions)."""
         self.locked_reason = reason
+        self._owner_unlocked_db = None
         self.results = []
         self.summary.clear()
         self.table.clear()
@@ -163,6 +165,8 @@ class Tab(QWidget):
             if ans != QMessageBox.StandardButton.Yes:
                 return False
         self.locked_reason = None
+        # the database chosen now (or, none chosen, any) stays open to the owner until the next reader session
+        self._owner_unlocked_db = self.db_edit.text().strip() or "*"
         self._show_lock()
         return True
 
@@ -196,7 +200,7 @@ class Tab(QWidget):
         if not db or not Path(db).is_file():
             self._fail(f"{db or '(none)'}: no such study database; choose the .db file a study wrote")
             return None
-        if self.locked_reason is None:
+        if self.locked_reason is None and self._owner_unlocked_db not in (db, "*"):
             n_open = self._unfinished_sessions(db)
             if n_open:
                 self.lock(f"{n_open} session(s) of this database are unfinished (a reader may still be working)")
@@ -254,8 +258,10 @@ class Tab(QWidget):
                 lab.setPixmap(pm.scaledToHeight(320, Qt.TransformationMode.SmoothTransformation))
                 lab.setToolTip(f)
                 self.plots_layout.addWidget(lab)
+                lab.show()  # shown now (not at the next event loop turn), so the host's size counts it
                 self.plot_labels.append(lab)
-        self.plots_host.adjustSize()  # as wide as its plots: the scroll area scrolls, nothing is cut off
+        self.plots_layout.activate()
+        self.plots_host.resize(self.plots_host.sizeHint())  # as large as its plots: the area scrolls, none is cut
 
     def _clear_plots(self) -> None:
         for lab in self.plot_labels:
