@@ -434,11 +434,12 @@ class Tab(QWidget):
         self.progress.setValue(1)
         secs = self.last_event.get("seconds", 0.0) if self.last_event else 0.0
         self.progress_label.setText(f"{result.description} ({secs:.1f} s)")
-        src = result.input.metadata.kernel or "source"
+        kernel = result.input.metadata.kernel
+        src = f"source {kernel}" if kernel else "source"
         what = f"converted ({result.target})" if result.kind == "ggcl" else "converted (cGAN)"
         if self.degraded:
             src = f"{src}, degraded"
-        self.compare.set_volumes(result.input, result.volume, names=(f"source {src}", what))
+        self.compare.set_volumes(result.input, result.volume, names=(src, what))
         self.compare.view_diff.title = "source - converted"
         self.compare.view_diff.refresh()
         disp = self.compare.view_a.display
