@@ -221,8 +221,13 @@ def _run(args) -> int:
                 print(f"  generating with the demo model: slice {ev['done']}/{ev['total']}", end="\r",
                       file=sys.stderr, flush=True)
 
-        specs = make_demo(args.dir, overwrite=args.overwrite,
-                          synthetic="degraded" if args.degraded else "model", on_event=shown)
+        from ctstudio.pipelines.demo_cases import generated_case, models_available
+
+        def made_by_the_model(vol, z0, n, seed):
+            return generated_case(vol, z0, n, seed, on_event=shown)
+
+        use_model = not args.degraded and models_available()
+        specs = make_demo(args.dir, overwrite=args.overwrite, generate_case=made_by_the_model if use_model else None)
         about = _json.loads((Path(args.dir) / "demo.json").read_text())
         print(f"wrote the demo study (its 'synthetic' pool: {about['note']}):", flush=True)
         for s in specs:
