@@ -9,7 +9,6 @@ import csv
 import numpy as np
 import pytest
 
-from ctstudio.imaging.intensity import hu_to_model, model_to_hu
 from ctstudio.imaging.intensity import ICNET_ROI
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
