@@ -256,6 +256,25 @@ class _WindowChooser(QComboBox):
         return Window.from_range(lo, hi, name)
 
 
+
+def _session_bar(screen, prompt: str | None = None) -> QHBoxLayout:
+    """The bar above a session screen: the progress text, the question (``prompt``), the window chooser and
+    Pause; sets ``screen.progress``, ``screen.window_box`` and ``screen.pause_button``."""
+    top = QHBoxLayout()
+    screen.progress = QLabel("")
+    screen.progress.setStyleSheet("font-size: 16px; font-weight: bold;")
+    top.addWidget(screen.progress)
+    top.addStretch(1)
+    if prompt:
+        top.addWidget(QLabel(prompt))
+        top.addStretch(1)
+    screen.window_box = _WindowChooser()
+    top.addWidget(screen.window_box)
+    screen.pause_button = QPushButton("Pause (P)")
+    screen.pause_button.clicked.connect(screen.pause_requested)
+    top.addWidget(screen.pause_button)
+    return top
+
 class PairScreen(QWidget):
     answered = Signal(str)
     pause_requested = Signal()
@@ -263,19 +282,7 @@ class PairScreen(QWidget):
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
         lay = QVBoxLayout(self)
-        top = QHBoxLayout()
-        self.progress = QLabel("")
-        self.progress.setStyleSheet("font-size: 16px; font-weight: bold;")
-        top.addWidget(self.progress)
-        top.addStretch(1)
-        top.addWidget(QLabel("Which image is the real CT?"))
-        top.addStretch(1)
-        self.window_box = _WindowChooser()
-        top.addWidget(self.window_box)
-        self.pause_button = QPushButton("Pause (P)")
-        self.pause_button.clicked.connect(self.pause_requested)
-        top.addWidget(self.pause_button)
-        lay.addLayout(top)
+        lay.addLayout(_session_bar(self, "Which image is the real CT?"))
         grid = QGridLayout()
         self.left = StudyView(name="left")
         self.right = StudyView(name="right")
@@ -349,17 +356,7 @@ class ContinuityScreen(QWidget):
         super().__init__(parent)
         lay = QHBoxLayout(self)
         left = QVBoxLayout()
-        top = QHBoxLayout()
-        self.progress = QLabel("")
-        self.progress.setStyleSheet("font-size: 16px; font-weight: bold;")
-        top.addWidget(self.progress)
-        top.addStretch(1)
-        self.window_box = _WindowChooser()
-        top.addWidget(self.window_box)
-        self.pause_button = QPushButton("Pause (P)")
-        self.pause_button.clicked.connect(self.pause_requested)
-        top.addWidget(self.pause_button)
-        left.addLayout(top)
+        left.addLayout(_session_bar(self))
         self.view = StudyView(name="case")
         left.addWidget(self.view, 1)
         self.planes = ThreePlaneStudyView()  # "reformat" cases: axial, coronal, sagittal with sliders
