@@ -84,14 +84,17 @@ def _sigma_batch(x, sigma: float) -> torch.Tensor:
     return torch.full((x.shape[0],), float(sigma), device=x.device, dtype=torch.float32)
 
 
-def _start(model, x, sigmas, known, mask, generator, fixed_noise: bool, condition: str, clip_denoised: bool = False):
+def _start(model, x, sigmas, known, mask, generator, fixed_noise: bool, condition: str, callback,
+           clip_denoised: bool = False):
     """What every sampler starts with: the inpainting, the model as it sees the known part, the denoiser (clamped to
-    the data range with ``clip_denoised``), the noise levels as floats and the start re-imposed at the first."""
+    the data range with ``clip_denoised``), the noise levels as floats, the start re-imposed at the first, the
+    number of steps and the progress reporter."""
     imp = _Inpaint(known, mask, generator, fixed_noise, condition)
     model = imp.denoiser(model)
     den = (lambda a, sg: model(a, sg).clamp(-1.0, 1.0)) if clip_denoised else model
     sig = [float(s) for s in sigmas]
-    return imp, model, den, sig, imp(x, sig[0])
+    n = len(sig) - 1
+    return imp, model, den, sig, imp(x, sig[0]), n, Progress("sample", n, "step", callback)
 
 
 @torch.no_grad()
@@ -101,10 +104,9 @@ def sample_heun(model, x, sigmas, known=None, mask=None, callback=None, cancel=N
                 corrector_smax: float = float("inf"), clip_denoised: bool = False, condition: str = "noised"):
     """``corrector_smax``: Langevin corrections only at levels <= this (fine detail, not layout);
     ``clip_denoised``: clamp the denoised estimate to the data range [-1, 1] before each Euler/Heun step."""
-    imp, model, den, sig, x = _start(model, x, sigmas, known, mask, generator, fixed_noise, condition, clip_denoised)
-    n = len(sig) - 1
+    imp, model, den, sig, x, n, progress = _start(model, x, sigmas, known, mask, generator, fixed_noise, condition,
+                                                  callback, clip_denoised)
     nfe = 0
-    progress = Progress("sample", n, "step", callback)
     for i in range(n):
         check_cancel(cancel, f"sampling stopped at step {i} of {n}")
         s, s_next = sig[i], sig[i + 1]
@@ -153,10 +155,9 @@ def _langevin(model, x, s, snr, generator, imp):
 @torch.no_grad()
 def sample_pc(model, x, sigmas, known=None, mask=None, callback=None, cancel=None, generator=None,
               snr: float = 0.16, n_corrector: int = 1, fixed_noise: bool = False, condition: str = "noised"):
-    imp, model, _, sig, x = _start(model, x, sigmas, known, mask, generator, fixed_noise, condition)
-    n = len(sig) - 1
+    imp, model, _, sig, x, n, progress = _start(model, x, sigmas, known, mask, generator, fixed_noise, condition,
+                                                callback)
     nfe = 0
-    progress = Progress("sample", n, "step", callback)
     for i in range(n):
         check_cancel(cancel, f"sampling stopped at step {i} of {n}")
         s, s_next = sig[i], sig[i + 1]
@@ -193,11 +194,10 @@ def sample_dpmpp_2m(model, x, sigmas, known=None, mask=None, callback=None, canc
     levels ``<= corrector_smax``) work as in :func:`sample_heun`; on the default path no noise is drawn, so
     ``generator`` is used only by noised inpainting and corrections.
     """
-    imp, model, den, sig, x = _start(model, x, sigmas, known, mask, generator, fixed_noise, condition, clip_denoised)
-    n = len(sig) - 1
+    imp, model, den, sig, x, n, progress = _start(model, x, sigmas, known, mask, generator, fixed_noise, condition,
+                                                  callback, clip_denoised)
     nfe = 0
     old_denoised, h_last = None, None
-    progress = Progress("sample", n, "step", callback)
     for i in range(n):
         check_cancel(cancel, f"sampling stopped at step {i} of {n}")
         s, s_next = sig[i], sig[i + 1]
