@@ -34,6 +34,7 @@ from typing import Any, Callable, Iterator
 
 import sqlite_utils
 
+from ctstudio import app_version
 from ctstudio.errors import ConfigError, InputError
 
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = []
@@ -110,6 +111,13 @@ def m004_profiles_sites_hashes(db: sqlite_utils.Database) -> None:
     db["meta"].create({"key": str, "value": str}, pk="key")
     db["meta"].insert_all([{"key": "db_id", "value": secrets.token_hex(8)},
                            {"key": "site", "value": socket.gethostname() or "local"}])
+
+
+@migration
+def m005_app_version(db: sqlite_utils.Database) -> None:
+    # Which ctstudio (version + commit) started each session and recorded each answer; older rows stay NULL.
+    db["sessions"].add_column("app_version", str)
+    db["responses"].add_column("app_version", str)
 
 
 def migrate(db: sqlite_utils.Database) -> list[str]:
@@ -476,7 +484,8 @@ class Store:
                 self.log(conn, "session_resumed", int(r[0]))
                 return int(r[0]), True
             sid = self._insert(conn, "sessions", {"study_id": study_id, "reader_id": reader_id, "seed": seed,
-                                                  "state": "open", "created_at": now()})
+                                                  "state": "open", "created_at": now(),
+                                                  "app_version": app_version()})
             conn.execute("UPDATE sessions SET origin = ? WHERE id = ?", [f"{self.meta('db_id')}:{sid}", sid])
             for t in trials:
                 self._insert(conn, "trials", {"session_id": sid, "question_index": t.index, "kind": t.kind,
@@ -498,7 +507,7 @@ class Store:
     def record_response(self, session_id: int, trial_row: dict, **fields) -> int:
         """Commit one answer (and its event) durably; refuses a second answer to the same trial."""
         row = {"trial_id": trial_row["id"], "session_id": session_id, "question_index": trial_row["question_index"],
-               "real_side": trial_row["real_side"], "answered_at": now()}
+               "real_side": trial_row["real_side"], "answered_at": now(), "app_version": app_version()}
         for k in ("window", "zoom", "scores"):
             if k in fields:
                 fields[f"{k}_json"] = json.dumps(fields.pop(k), sort_keys=True)
@@ -541,7 +550,7 @@ class Store:
                rd.radiologist, rd.board_certified, rd.trainee, rd.specialty, rd.screening, rd.years_experience,
                r.question_index, t.left_token, t.right_token, t.case_token, t.cls AS case_class,
                r.real_side, r.choice, r.correct, r.response_ms, r.scores_json, r.comment,
-               r.window_json, r.zoom_json, r.answered_at
+               r.window_json, r.zoom_json, r.answered_at, r.app_version
         FROM responses r JOIN trials t ON r.trial_id = t.id JOIN sessions se ON r.session_id = se.id
         JOIN readers rd ON se.reader_id = rd.id JOIN studies st ON se.study_id = st.id
         """

@@ -107,3 +107,27 @@ def test_two_processes_writing_one_file_lose_no_rows(spec, tmp_path):
     assert st.conn.execute("SELECT COUNT(*) FROM sessions WHERE state = 'finished'").fetchone()[0] == 6
     assert st.conn.execute("SELECT COUNT(*) FROM responses").fetchone()[0] == 6 * 4
     assert st.conn.execute("SELECT COUNT(*) FROM events WHERE kind = 'answer'").fetchone()[0] == 6 * 4
+
+
+def test_each_session_and_answer_records_the_app_version_and_old_rows_stay_null(tmp_path, monkeypatch):
+    """Issue 18: the study database says which ctstudio wrote each answer; answers from before stay NULL."""
+    import ctstudio
+
+    spec_path = write_phantom_study(tmp_path, trials=4)
+    db = tmp_path / "s.db"
+    with Store(db) as st:
+        s = ReaderSession.open(st, load_spec(spec_path), "R1")
+        s.begin()
+        s.answer(choice="left")
+    old = sqlite3.connect(db)
+    old.execute("UPDATE responses SET app_version = NULL")  # as a database from before migration m005 has it
+    old.commit()
+    old.close()
+    monkeypatch.setattr(ctstudio, "_APP_VERSION", "9.9.9+abc123")
+    with Store(db) as st:
+        s = ReaderSession.open(st, load_spec(spec_path), "R1")
+        s.answer(choice="right")
+        rows = st.responses_table()
+        sessions = list(st.db["sessions"].rows)
+    assert [r["app_version"] for r in rows] == [None, "9.9.9+abc123"]
+    assert sessions[0]["app_version"].startswith(ctstudio.__version__)  # the session was started before
