@@ -130,7 +130,11 @@ def test_two_processes_under_torchrun_stop_on_sigterm_and_resume(tmp_path, phant
         first = json.loads(proc.stdout.readline())
         assert first["stage"] == "start" and first["processes"] == 2 and first["global_batch"] == 8
         deadline = time.monotonic() + 240
-        while not (out / "events.jsonl").exists() or '"step"' not in (out / "events.jsonl").read_text():
+        def stepped() -> bool:  # a "step" event logged (every event says "unit": "step": read the stages)
+            log = out / "events.jsonl"
+            return log.exists() and any('"stage": "step"' in line for line in log.read_text().splitlines())
+
+        while not stepped():
             assert time.monotonic() < deadline and proc.poll() is None
             time.sleep(0.2)
         proc.send_signal(signal.SIGTERM)
