@@ -333,3 +333,12 @@ def test_bundled_demo_continues_the_sample_and_compares_with_the_real_slices(qtb
     assert viewer.in_compare and mw.tabs.currentWidget() is viewer
     a, b = viewer.compare.volume_a, viewer.compare.volume_b
     assert np.array_equal(a.array, tab.request.seed_volume.array[17:20]) and np.array_equal(b.array, ref.array)
+
+
+def test_before_a_run_the_tab_shows_the_seed_volume_and_nothing_for_an_all_air_start(gen, sample_volume):
+    mw, tab = gen
+    assert tab.view.volume is sample_volume  # what the run will continue, before Generate is pressed
+    tab.seed_air_radio.setChecked(True)
+    assert tab.view.volume is None
+    tab.seed_volume_radio.setChecked(True)
+    assert tab.view.volume is sample_volume

@@ -486,6 +486,17 @@ class Tab(QWidget):
                                    "grid with the generated ones.")
         else:
             self.grid_note.setText("")
+        self._preview_seed()
+
+    def _preview_seed(self) -> None:
+        """Before a run, the tab's views show the seed volume (nothing for an all-air start), so the user sees
+        what the run continues; a run or a result replaces it."""
+        if self.running or self.grow is not None:
+            return
+        shown = self.user_volume if self.seed_from_volume() else None
+        if shown is not getattr(self, "_previewed", None):
+            self._previewed = shown
+            self.view.set_volume(shown)
 
     def use_crosshair_slice(self) -> None:
         """Seed slice = the slice of the seed volume under the Viewer's crosshair."""
