@@ -23,6 +23,9 @@ def run_app(path: str | None = None, series_uid: str | None = None) -> int:
     if icon.is_file():
         app.setWindowIcon(QIcon(str(icon)))
     pg.setConfigOptions(antialias=False, imageAxisOrder="row-major")
+    from ctstudio.app.gc_policy import collect_on_ui_thread
+
+    collect_on_ui_thread(app)  # Qt objects in reference cycles are destroyed on the UI thread only
     window = MainWindow()
     window.show()
     if path:

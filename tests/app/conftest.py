@@ -10,6 +10,19 @@ os.environ.setdefault("VTK_DEFAULT_OPENGL_WINDOW", "vtkEGLRenderWindow")
 import pytest  # noqa: E402
 
 
+@pytest.fixture(autouse=True)
+def _garbage_collected_on_the_ui_thread(qapp):
+    """As in the app: the cycle collector runs on the UI thread only (ctstudio.app.gc_policy); each test's
+    leftover widgets are collected here, on the UI thread, not later inside another test's worker."""
+    import gc
+
+    from ctstudio.app.gc_policy import collect_on_ui_thread
+
+    collect_on_ui_thread(qapp)
+    yield
+    gc.collect()
+
+
 @pytest.fixture
 def settings(tmp_path):
     """A QSettings on a temporary INI file: tests never touch the user's settings."""
