@@ -31,6 +31,7 @@ from typing import Any, Callable
 import numpy as np
 
 from ctstudio.errors import InputError
+from ctstudio.io.sidecar import write_provenance_sidecar
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATES = ROOT / "resources" / "studies"
@@ -50,14 +51,6 @@ def degrade(hu: np.ndarray, seed: int, sigma: float = 0.8, noise_sd: float = 25.
     rng = np.random.default_rng(seed)
     out = gaussian_filter(hu.astype(np.float32), sigma) + rng.normal(0.0, noise_sd, hu.shape).astype(np.float32)
     return np.clip(np.rint(out), -1024, 3071).astype(np.int16)
-
-
-def _sidecar(volume, path: Path, made_by: str) -> None:
-    p = volume.provenance
-    side = {"made_by": made_by, "model": p.model, "model_version": p.model_version, "parameters": p.parameters,
-            "steps": list(p.steps), "source_files": list(p.source_files), "shape_zyx": list(volume.shape)}
-    path.with_name(path.name.replace(".nii.gz", ".provenance.json")).write_text(
-        json.dumps(side, indent=2, default=str) + "\n")
 
 
 def make_demo(out_dir: str | Path, sample: str | Path = SAMPLE, overwrite: bool = False,
@@ -100,7 +93,7 @@ def make_demo(out_dir: str | Path, sample: str | Path = SAMPLE, overwrite: bool 
             path = out / "cases" / "synthetic" / f"headsq_degraded_{i}.nii.gz"
             made_by = "degraded copy (NOT model output)"
         write_volume(fake, path, overwrite=True)
-        _sidecar(fake, path, made_by)
+        write_provenance_sidecar(fake, path, made_by=made_by)
     (out / "demo.json").write_text(json.dumps({"synthetic_pool": "model" if use_model else "degraded",
                                                "note": reason}, indent=2) + "\n")
     specs = []

@@ -24,7 +24,6 @@ through :mod:`ctstudio.app.workers`:
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -38,6 +37,7 @@ from ctstudio.app.widgets.compare import CompareView
 from ctstudio.app.widgets.models_panel import ModelsPanel
 from ctstudio.app.widgets.window_bar import WindowBar
 from ctstudio.errors import CTStudioError, InputError
+from ctstudio.io.sidecar import write_provenance_sidecar
 from ctstudio.volume import Volume
 
 TITLE = "Convert"
@@ -55,20 +55,6 @@ def format_eta(ev: dict) -> str:
     if ev.get("eta") is not None:
         text += f", about {ev['eta']:.0f} s left"
     return text
-
-
-def write_provenance_sidecar(volume: Volume, path) -> Path:
-    """``NAME.provenance.json`` beside a NIfTI file (NIfTI has no field for the provenance)."""
-    from ctstudio.io.atomic import atomic_write_bytes
-
-    p = Path(path)
-    stem = p.name[: -len(".nii.gz")] if p.name.lower().endswith(".nii.gz") else p.stem
-    out = p.with_name(f"{stem}.provenance.json")
-    record = {"file": p.name, "synthetic": volume.provenance.synthetic, "shape_zyx": list(volume.shape),
-              "spacing_xyz_mm": list(volume.spacing), "metadata": volume.metadata.to_dict(),
-              "provenance": volume.provenance.to_dict()}
-    atomic_write_bytes(out, (json.dumps(record, indent=2, default=str) + "\n").encode())
-    return out
 
 
 class Tab(QWidget):

@@ -22,7 +22,6 @@ torch is imported only in workers (the first time this tab is shown, to list the
 from __future__ import annotations
 
 import dataclasses
-import json
 import time
 import uuid
 from pathlib import Path
@@ -35,6 +34,7 @@ from PySide6.QtWidgets import (QButtonGroup, QCheckBox, QComboBox, QFileDialog, 
 from ctstudio.app.widgets.growing import GrowingVolume
 from ctstudio.app.widgets.models_panel import ModelsPanel, scan_models
 from ctstudio.errors import CTStudioError, InputError
+from ctstudio.io.sidecar import sidecar_path, write_provenance_sidecar
 from ctstudio.jobs import Progress
 from ctstudio.volume import Metadata, Provenance, Volume
 
@@ -105,25 +105,6 @@ def provenance_text(prov: Provenance) -> str:
             f"sampler {p['sampler']}, {p['steps']} steps, condition {p['condition']}, random seed {p['seed']}\n"
             f"IC-Net: {p['icnet_model'] or 'off'}\n{p['n_slices']} slices from an all-air seed") + (
         f"\n{p['seconds']:.1f} s, {p['network_calls']} network calls in {p['parts']} part(s)")
-
-
-def sidecar_path(path) -> Path:
-    """Where the provenance of a NIfTI file goes: ``NAME.provenance.json`` beside ``NAME.nii.gz``."""
-    p = Path(path)
-    stem = p.name[: -len(".nii.gz")] if p.name.lower().endswith(".nii.gz") else p.stem
-    return p.with_name(f"{stem}.provenance.json")
-
-
-def write_provenance_sidecar(volume: Volume, path, **extra) -> Path:
-    """The provenance of ``volume`` written at ``path`` in a JSON sidecar (NIfTI has no field to hold it)."""
-    from ctstudio.io.atomic import atomic_write_bytes
-
-    out = sidecar_path(path)
-    record = {"file": Path(path).name, **extra, "shape_zyx": list(volume.shape),
-              "spacing_xyz_mm": list(volume.spacing), "synthetic": volume.provenance.synthetic,
-              "provenance": volume.provenance.to_dict()}
-    atomic_write_bytes(out, (json.dumps(record, indent=2, default=str) + "\n").encode())
-    return out
 
 
 def add_to_study_pool(volume: Volume, folder, name: str | None = None, pool: str = "synthetic") -> Path:
