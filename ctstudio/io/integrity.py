@@ -51,9 +51,13 @@ class DataBlock:
         return n * self.item_bytes
 
 
-def check_volume_file(path: Path) -> int:
+def check_volume_file(path: Path, copy_to=None) -> int:
     """Check ``path``'s voxel data against its header (see the module doc); return the number of NaN /
-    infinite voxels found in float NIfTI data (ITK's NIfTI reader silently turns them into 0)."""
+    infinite voxels found in float NIfTI data (ITK's NIfTI reader silently turns them into 0).
+
+    ``copy_to`` (an open binary file): a gzip NIfTI's decompressed bytes, header included, are written there as
+    the check decompresses them, so the reader can read that uncompressed copy instead of decompressing the
+    file a second time. Other files write nothing to it."""
     path = Path(path)
     name = path.name.lower()
     if name.endswith((".nii", ".nii.gz")):
@@ -87,7 +91,7 @@ def check_volume_file(path: Path) -> int:
             f"the header declares {block.declared} bytes of voxel data ({'x'.join(map(str, block.shape))}) "
             f"but the file holds only {compressed} compressed bytes, which cannot expand to that much",
             path=path, hint="the file is truncated or its header is damaged; copy or export it again")
-    return _check_stream(path, block)
+    return _check_stream(path, block, copy_to)
 
 
 def _short(path: Path, block: DataBlock, present: int) -> NotAnImageError:
@@ -101,12 +105,15 @@ def _short(path: Path, block: DataBlock, present: int) -> NotAnImageError:
 class _Counter:
     """Counts decompressed bytes (after skipping ``skip`` header bytes) and the NaN / Inf among them."""
 
-    def __init__(self, skip: int, float_dtype: str | None):
+    def __init__(self, skip: int, float_dtype: str | None, sink=None):
         self.skip, self.count, self.nonfinite = skip, 0, 0
+        self.sink = sink  # receives every decompressed byte, the skipped header included
         self.dtype = np.dtype(float_dtype) if float_dtype else None
         self._carry = b""
 
     def feed(self, data: bytes) -> None:
+        if self.sink is not None:
+            self.sink.write(data)
         if self.skip:
             cut = min(self.skip, len(data))
             data, self.skip = data[cut:], self.skip - cut
@@ -119,10 +126,10 @@ class _Counter:
             self._carry = data[usable:]
 
 
-def _check_stream(path: Path, block: DataBlock) -> int:
+def _check_stream(path: Path, block: DataBlock, copy_to=None) -> int:
     """Decompress the data block to its end, checking end of stream, CRC and size."""
     nifti_gzip = block.compression == "gzip" and _is_nifti(path)  # the whole file is one gzip stream
-    counter = _Counter(block.offset if nifti_gzip else 0, block.float_dtype)
+    counter = _Counter(block.offset if nifti_gzip else 0, block.float_dtype, copy_to if nifti_gzip else None)
     try:
         with open(block.data_file, "rb") as fh:
             if not nifti_gzip:
